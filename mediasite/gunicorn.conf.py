@@ -1,0 +1,28 @@
+"""gunicorn configuration: ``gunicorn -c mediasite/gunicorn.conf.py mediasite.wsgi``.
+
+Worker class: ``gthread``. Responses here are long-lived streams (a transcode's
+stdout, an MJPEG camera, Server-Sent Events), so a worker must keep serving other
+requests while some of its threads are streaming. The sync worker cannot (one
+stream blocks the worker, and it kills any stream that outlives ``--timeout``);
+gthread heartbeats from its main loop, so a stream never trips the timeout, and
+each stream holds one thread. CPU-bound thumbnails release the GIL inside Pillow
+and the tools run as subprocesses, so threads are not a bottleneck.
+
+Every value can be overridden from the environment (GUNICORN_*).
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", 32))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 10))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# gunicorn 27 opens a control socket under ~/.gunicorn unless told not to.
+control_socket_disable = True

@@ -1,0 +1,1 @@
+"""How bytes move: subprocess pipelines as response bodies, limits, fast paths."""

@@ -1,0 +1,230 @@
+"""Subprocess pipelines whose stdout is a response body.
+
+A ``Pipeline`` starts a chain of argv lists (never a shell) connected by pipes, all
+in one new process group, and is itself a read-only file object over the last
+process's stdout. That lets it be handed to Django's ``FileResponse``: the WSGI
+server sees a file whose ``fileno()`` is a pipe, so a splice-capable server can
+move the bytes without Python touching them, and any other server reads it in
+large blocks.
+
+Whatever happens (end of output, a failing tool, a passed deadline, a client that
+went away), ``close()`` kills the whole group unless it already finished, reaps
+every process, closes every fd and releases the caller's work slot. gunicorn
+calls ``close()`` from a ``finally``; so does Django's test client.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import termios
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = 1031
+STDERR_TAIL = 2000
+
+
+class PipelineError(Exception):
+    """A tool in the pipeline failed: carries the argv, the return code and stderr's tail."""
+
+    def __init__(self, argv: Sequence[str], returncode: int | None, stderr: str, reason: str = "") -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        self.reason = reason or f"{Path(argv[0]).name} exited with status {returncode}"
+        super().__init__(f"{self.reason}: {stderr.strip()[-500:]}")
+
+
+class DeadlineExceeded(PipelineError):
+    """The pipeline produced no output in time and was killed."""
+
+
+class Pipeline:
+    """A started chain of processes, readable as a file of its final output."""
+
+    def __init__(
+        self,
+        argvs: Sequence[Sequence[str]],
+        *,
+        stdin_path: str | os.PathLike | None = None,
+        env: dict[str, str] | None = None,
+        deadline: float = 30.0,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        if not argvs:
+            raise ValueError("a pipeline needs at least one command")
+        self.argvs = [list(a) for a in argvs]
+        self.deadline = time.monotonic() + deadline
+        self._on_close = on_close
+        self._procs: list[subprocess.Popen] = []
+        self._finished = False
+        self._closed = False
+        self.bytes_out = 0
+        self.pgid = 0
+        self._stdout = None
+        self._stderr = tempfile.TemporaryFile()
+        try:
+            self._start(stdin_path, env)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, stdin_path: str | os.PathLike | None, env: dict[str, str] | None) -> None:
+        stdin = open(stdin_path, "rb") if stdin_path is not None else subprocess.DEVNULL
+        previous = None
+        pgid = 0
+        try:
+            for argv in self.argvs:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=previous.stdout if previous else stdin,
+                    stdout=subprocess.PIPE,
+                    stderr=self._stderr,
+                    env=env,
+                    close_fds=True,
+                    process_group=pgid,
+                )
+                if previous is not None:
+                    previous.stdout.close()
+                pgid = pgid or proc.pid
+                self.pgid = pgid
+                self._procs.append(proc)
+                previous = proc
+        finally:
+            if stdin is not subprocess.DEVNULL:
+                stdin.close()
+        self._stdout = previous.stdout
+        try:
+            fcntl.fcntl(self._stdout.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass
+
+    # --- file-object protocol -------------------------------------------------
+
+    def fileno(self) -> int:
+        return self._stdout.fileno()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = PIPE_SIZE) -> bytes:
+        """Read up to ``size`` bytes; b"" at a clean end. Raises PipelineError on failure."""
+        if self._closed:
+            return b""
+        fd = self.fileno()
+        while True:
+            self._wait_readable()
+            try:
+                chunk = os.read(fd, size)
+            except InterruptedError:
+                continue
+            if chunk:
+                self.bytes_out += len(chunk)
+                return chunk
+            self.finish()
+            return b""
+
+    def close(self) -> None:
+        """Kill the group unless it finished, reap it, close fds, release the slot. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if not self._finished and self._procs:
+                self._kill()
+            for proc in self._procs:
+                if proc.stdout is not None:
+                    proc.stdout.close()
+            self._stderr.close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- lifecycle -----------------------------------------------------------
+
+    def available(self) -> int:
+        """Bytes waiting in the output pipe now (FIONREAD)."""
+        buf = fcntl.ioctl(self.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(buf, "little")
+
+    def wait_for_output(self) -> None:
+        """Block until the first byte of output is ready, without consuming it.
+
+        This is how a caller knows the tool accepted its input before it commits to a
+        status line: a tool that fails at once raises PipelineError here, which the
+        view turns into a clean 4xx instead of a truncated 200.
+        """
+        self._wait_readable()
+        if self.available() == 0:
+            self.finish()
+            raise PipelineError(self.argvs[-1], 0, self.stderr_tail(), "the tool produced no output")
+
+    def finish(self) -> None:
+        """At end of output: reap every process and raise if any of them failed."""
+        if self._finished:
+            return
+        for proc in self._procs:
+            remaining = max(0.0, self.deadline - time.monotonic())
+            try:
+                proc.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                raise DeadlineExceeded(proc.args, None, self.stderr_tail(), "deadline passed") from None
+        self._finished = True
+        for proc in self._procs:
+            if proc.returncode != 0:
+                raise PipelineError(proc.args, proc.returncode, self.stderr_tail())
+
+    def stderr_tail(self) -> str:
+        if self._stderr.closed:
+            return ""
+        self._stderr.seek(0, os.SEEK_END)
+        size = self._stderr.tell()
+        self._stderr.seek(max(0, size - STDERR_TAIL))
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def _wait_readable(self) -> None:
+        fd = self.fileno()
+        while True:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill()
+                raise DeadlineExceeded(self.argvs[-1], None, self.stderr_tail(), "deadline passed")
+            try:
+                ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
+            except InterruptedError:
+                continue
+            if ready:
+                return
+
+    def _kill(self) -> None:
+        if self.pgid:
+            try:
+                os.killpg(self.pgid, signal.SIGKILL)
+            except OSError as exc:
+                if exc.errno != errno.ESRCH:
+                    raise
+        for proc in self._procs:
+            proc.wait()
+        self._finished = True

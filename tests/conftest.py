@@ -1,0 +1,181 @@
+"""Shared fixtures: a media folder per test, generated images, real gunicorn, leak checks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests import media_factory
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def media_root(tmp_path: Path, settings) -> Path:
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = root
+    settings.ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+    return root
+
+
+@pytest.fixture
+def photos(media_root: Path) -> dict[str, Path]:
+    """A set of generated sources inside media_root."""
+    return {
+        "hd": media_factory.save(media_factory.photo(1920, 1080), media_root / "hd.jpg", quality=90),
+        "big": media_factory.save(media_factory.photo(4000, 3000), media_root / "big.jpg", quality=90),
+        "png": media_factory.save(media_factory.photo(640, 480), media_root / "pic.png"),
+        "small": media_factory.save(media_factory.photo(200, 100), media_root / "small.jpg", quality=90),
+    }
+
+
+@pytest.fixture
+def shared_media() -> Path:
+    if not media_factory.SHARED_MEDIA.is_dir():
+        pytest.skip("../shared/media is not present (it is an extra corpus)")
+    return media_factory.SHARED_MEDIA
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def open_fds(pid: int | str = "self") -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (including zombies), from /proc."""
+    found: list[int] = []
+    parents = {pid}
+    changed = True
+    table: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                table[int(entry)] = int(fields[1])
+            except OSError:
+                continue
+    while changed:
+        changed = False
+        for child, parent in table.items():
+            if parent in parents and child not in parents:
+                parents.add(child)
+                found.append(child)
+                changed = True
+    return found
+
+
+@contextmanager
+def same_open_fd_count(pid: int | str = "self", settle: float = 3.0) -> Iterator[None]:
+    """Fail if the process ends the block with more open fds than it started with."""
+    before = open_fds(pid)
+    yield
+    deadline = time.monotonic() + settle
+    while open_fds(pid) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_fds(pid) <= before, f"fd leak: {before} -> {open_fds(pid)}"
+
+
+class Gunicorn:
+    """A real gunicorn serving the project on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 8) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(env.get("_LOGFILE", os.devnull), "ab")  # noqa: SIM115
+        full_env = {
+            **os.environ,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": str(workers),
+            "GUNICORN_THREADS": str(threads),
+            "GUNICORN_ACCESSLOG": "",
+            **env,
+        }
+        full_env.pop("_LOGFILE", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "mediasite.wsgi"],
+            cwd=PROJECT,
+            env=full_env,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("gunicorn exited during start-up")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    if self.worker_pids():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start")
+
+    def worker_pids(self) -> list[int]:
+        return [pid for pid in children(self.process.pid) if _cmdline(pid).find("gunicorn") >= 0]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+@pytest.fixture
+def gunicorn_factory(tmp_path: Path) -> Iterator:
+    started: list[Gunicorn] = []
+
+    def start(env: dict[str, str] | None = None, **kwargs) -> Gunicorn:
+        env = {"_LOGFILE": str(tmp_path / f"gunicorn-{len(started)}.log"), **(env or {})}
+        server = Gunicorn(env, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def tool_children():
+    """Assert that a block leaves this process with no child processes (no zombies)."""
+
+    @contextmanager
+    def check() -> Iterator[None]:
+        yield
+        deadline = time.monotonic() + 3
+        while children(os.getpid()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert children(os.getpid()) == [], f"left-over children: {children(os.getpid())}"
+
+    return check

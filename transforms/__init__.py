@@ -1,0 +1,1 @@
+"""What to make: query parsing into a spec, engines, media views."""

@@ -1,0 +1,59 @@
+"""Defaults for every TRANSFORMS_* setting, read through one lookup proxy.
+
+``mediasite/settings.py`` sets a TRANSFORMS_* name only when its environment
+variable is present; everything else falls back to the defaults below. Code reads
+``conf.NAME`` when it runs (never at import), so ``override_settings`` works.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Where finished results are kept (issue: result cache).
+    "CACHE_DIR": None,
+    # "off": URLs need no signature; "required": every transform URL must carry ?sig=.
+    "SIGNING": "off",
+    # Largest output width or height a request may ask for.
+    "MAX_DIMENSION": 4096,
+    # Largest source, in pixels, checked from the header before any decoding.
+    "MAX_PIXELS": 50_000_000,
+    # Largest source file accepted for a transform, in bytes.
+    "MAX_SOURCE_BYTES": 200 * 1024 * 1024,
+    # Work slots per worker process (a thumbnail takes one); 0 means 2 x CPU cores.
+    "CONCURRENCY": 0,
+    # Seconds a transform may run before it is killed.
+    "DEADLINE": 30,
+    # Cache-Control sent with transformed results and originals.
+    "CACHE_CONTROL": "public, max-age=86400",
+    # Engine used when the request names none.
+    "DEFAULT_ENGINE": "pillow",
+    # Default output quality (1..100).
+    "DEFAULT_QUALITY": 85,
+    # Tool paths. On these machines /usr/local/bin/convert is a stand-in: use /usr/bin/convert.
+    "CONVERT": "/usr/bin/convert",
+    "DJPEG": "djpeg",
+    "CJPEG": "cjpeg",
+    "FFMPEG": "ffmpeg",
+    "FFPROBE": "ffprobe",
+}
+
+
+class TransformsSettings:
+    """``conf.MAX_PIXELS`` -> settings.TRANSFORMS_MAX_PIXELS, else the default above."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"unknown transforms setting {name!r}")
+        return getattr(settings, f"TRANSFORMS_{name}", DEFAULTS[name])
+
+    @property
+    def concurrency(self) -> int:
+        configured = int(self.CONCURRENCY)
+        return configured if configured > 0 else 2 * (os.cpu_count() or 1)
+
+
+conf = TransformsSettings()

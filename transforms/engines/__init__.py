@@ -1,0 +1,23 @@
+"""Engines, one module per tool, behind the interface in ``base``."""
+
+from __future__ import annotations
+
+from ..errors import InvalidSpec, Unavailable
+from .base import Engine, ImageJob
+from .pillow import PillowEngine
+
+ENGINES: dict[str, Engine] = {engine.name: engine for engine in (PillowEngine(),)}
+
+
+def get_engine(name: str) -> Engine:
+    """The engine called ``name``, or Unavailable saying why it cannot run here."""
+    engine = ENGINES.get(name)
+    if engine is None:
+        raise InvalidSpec("engine", f"{name!r} is not an engine of this server", ", ".join(ENGINES))
+    problem = engine.check()
+    if problem:
+        raise Unavailable(f"engine {name!r} cannot run here: {problem}", engine=name)
+    return engine
+
+
+__all__ = ["ENGINES", "Engine", "ImageJob", "get_engine"]

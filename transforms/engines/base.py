@@ -1,0 +1,109 @@
+"""The engine interface.
+
+An engine turns an ``ImageJob`` (a source, its probed header, a finished
+geometry plan and the output encoding) into either the encoded bytes (in-process
+engines) or a started ``Pipeline`` whose stdout is the result (tool engines).
+Engines know nothing of HTTP; tool engines build their argv in a pure
+``commands()`` method so it can be tested as a table.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streaming.pipeline import Pipeline
+
+from ..geometry import Plan
+from ..sources import ImageInfo, Source
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    source: Source
+    info: ImageInfo
+    plan: Plan
+    format: str  # concrete output format: jpeg, png, webp, avif, gif
+    quality: int
+    background: str  # six hex digits
+
+    @property
+    def background_rgb(self) -> tuple[int, int, int]:
+        return tuple(int(self.background[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+class Engine(ABC):
+    name: str = ""
+    input_formats: frozenset[str] = frozenset()
+    output_formats: frozenset[str] = frozenset()
+    # Work slots one job of this engine takes (see streaming.limits).
+    weight: int = 1
+
+    @abstractmethod
+    def check(self) -> str | None:
+        """None when the engine can run here; otherwise why not (shown by system checks)."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """Changes whenever the same job could produce different bytes (goes into ETags)."""
+
+    def refusal(self, info: ImageInfo, output_format: str) -> str | None:
+        """Why this engine cannot make ``output_format`` from this source, or None."""
+        if info.format not in self.input_formats:
+            return f"it does not read {info.format}"
+        if output_format not in self.output_formats:
+            return f"it does not write {output_format}"
+        return None
+
+    @abstractmethod
+    def render(self, job: ImageJob, *, deadline: float, on_close: Callable[[], None]) -> bytes | Pipeline:
+        """Make the result. In-process engines return bytes (and must call on_close)."""
+
+
+class CommandEngine(Engine):
+    """An engine that runs external tools as a pipeline of argv lists."""
+
+    @abstractmethod
+    def commands(self, job: ImageJob) -> list[list[str]]:
+        """The argv of each stage; the first reads the source from stdin."""
+
+    def environment(self) -> dict[str, str] | None:
+        """Extra environment for the tools, or None to inherit."""
+        return None
+
+    def tools(self) -> list[str]:
+        """Paths (or names on PATH) of the binaries this engine runs."""
+        return []
+
+    def check(self) -> str | None:
+        for tool in self.tools():
+            if shutil.which(tool) is None:
+                return f"{tool} not found"
+        return None
+
+    def version(self) -> str:
+        return f"{self.name}:" + ",".join(tool_version(tool) for tool in self.tools())
+
+    def render(self, job: ImageJob, *, deadline: float, on_close: Callable[[], None]) -> Pipeline:
+        env = self.environment()
+        if env is not None:
+            env = {**os.environ, **env}
+        return Pipeline(self.commands(job), stdin_path=job.source.path, env=env, deadline=deadline, on_close=on_close)
+
+
+@functools.cache
+def tool_version(tool: str) -> str:
+    """The first line a tool prints for ``-version``, once per process."""
+    try:
+        result = subprocess.run(
+            [tool, "-version"], capture_output=True, timeout=5, stdin=subprocess.DEVNULL, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = (result.stdout or result.stderr).decode("utf-8", "replace").strip().splitlines()
+    return text[0][:80] if text else "unknown"

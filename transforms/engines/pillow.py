@@ -1,0 +1,168 @@
+"""The in-process engine: Pillow.
+
+It decodes no more pixels than it needs: a JPEG is opened with ``draft`` (the
+decoder scales by 1/2, 1/4 or 1/8 in the DCT domain), and the final resample is
+one ``resize`` with a source ``box`` (the crop, for fit=cover) and a
+``reducing_gap`` (an integer ``reduce`` first), so a crop never forces a
+full-resolution decode. EXIF orientation is applied, colours are converted to
+sRGB from an embedded ICC profile, and no metadata is written out.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from collections.abc import Callable
+from functools import lru_cache
+
+import PIL
+from PIL import Image, ImageCms
+
+from ..errors import CorruptSource
+from ..formats import CONTENT_TYPES
+from .base import Engine, ImageJob
+
+REVISION = 1
+
+ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, ImageCms.PyCMSError)
+
+
+class PillowEngine(Engine):
+    name = "pillow"
+    input_formats = frozenset({"jpeg", "png", "webp", "gif", "avif"})
+    output_formats = frozenset(CONTENT_TYPES)
+
+    def check(self) -> str | None:
+        return None
+
+    def version(self) -> str:
+        return f"pillow:{PIL.__version__}:{REVISION}"
+
+    def render(self, job: ImageJob, *, deadline: float, on_close: Callable[[], None]) -> bytes:
+        try:
+            with Image.open(job.source.path) as image:
+                return encode(transform(image, job), job)
+        except DECODE_ERRORS as exc:
+            raise CorruptSource(f"the image could not be decoded: {exc}", path=job.source.name) from None
+        finally:
+            on_close()
+
+
+def transform(image: Image.Image, job: ImageJob) -> Image.Image:
+    """Decode at the smallest useful scale, orient, normalise the mode, crop+resize, pad."""
+    plan = job.plan
+    oriented_width = job.info.width
+    if image.format == "JPEG" and plan.scale < 1:
+        wanted = (math.ceil(job.info.width * plan.scale), math.ceil(job.info.height * plan.scale))
+        if job.info.orientation in (5, 6, 7, 8):
+            wanted = wanted[::-1]
+        image.draft(image.mode, wanted)
+    image.load()
+    transpose = ORIENTATION_TRANSPOSE.get(job.info.orientation)
+    if transpose is not None:
+        image = image.transpose(transpose)
+    image = to_srgb(image)
+
+    factor = image.width / oriented_width
+    box = (0.0, 0.0, float(image.width), float(image.height))
+    if plan.crop is not None:
+        box = tuple(edge * factor for edge in plan.crop)
+    if plan.crop is not None or image.size != plan.resize:
+        image = image.resize(plan.resize, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+
+    if plan.canvas is not None:
+        canvas = Image.new(image.mode, plan.canvas, background(job, image.mode))
+        offset = ((plan.canvas[0] - image.width) // 2, (plan.canvas[1] - image.height) // 2)
+        canvas.paste(image, offset)
+        image = canvas
+    return image
+
+
+def to_srgb(image: Image.Image) -> Image.Image:
+    """Return an image in L, RGB or RGBA, in sRGB when it carried an ICC profile."""
+    icc = image.info.get("icc_profile")
+    if icc and image.mode in ("RGB", "RGBA", "CMYK", "L"):
+        try:
+            source_profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            output_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+            if image.mode == "L":
+                output_mode = "L"
+            converted = ImageCms.profileToProfile(image, source_profile, srgb_profile(), outputMode=output_mode)
+            if converted is not None:
+                image = converted
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: keep the pixels as they are
+    if image.mode.startswith("I"):
+        image = deep_grey_to_l(image)
+    elif image.mode == "F":
+        image = image.convert("L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode in ("LA", "PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode not in ("L", "RGB", "RGBA"):
+        image = image.convert("RGB")
+    return image
+
+
+def deep_grey_to_l(image: Image.Image) -> Image.Image:
+    """16/32-bit greyscale to 8 bits by scaling (Pillow's plain convert("L") clips instead)."""
+    if image.mode != "I":
+        image = image.convert("I")
+    high = image.getextrema()[1]
+    divisor = 256 if high > 255 else 1
+    return image.point(lambda value: value * (1 / divisor)).convert("L")
+
+
+@lru_cache(maxsize=1)
+def srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def background(job: ImageJob, mode: str) -> tuple[int, ...] | int:
+    red, green, blue = job.background_rgb
+    if mode == "L":
+        return round(0.299 * red + 0.587 * green + 0.114 * blue)
+    if mode == "RGBA":
+        return (red, green, blue, 255)
+    return (red, green, blue)
+
+
+def flatten(image: Image.Image, job: ImageJob) -> Image.Image:
+    """Put an image with alpha on the background colour (for formats without alpha)."""
+    if image.mode != "RGBA":
+        return image
+    flat = Image.new("RGB", image.size, job.background_rgb)
+    flat.paste(image, mask=image.getchannel("A"))
+    return flat
+
+
+def encode(image: Image.Image, job: ImageJob) -> bytes:
+    out = io.BytesIO()
+    quality = job.quality
+    if job.format == "jpeg":
+        flatten(image, job).save(out, "JPEG", quality=quality)
+    elif job.format == "png":
+        image.save(out, "PNG", compress_level=6)
+    elif job.format == "webp":
+        image.save(out, "WEBP", quality=quality, method=4)
+    elif job.format == "avif":
+        image.save(out, "AVIF", quality=quality, speed=8)
+    elif job.format == "gif":
+        flatten(image, job).convert("P", palette=Image.Palette.ADAPTIVE).save(out, "GIF")
+    else:
+        raise ValueError(f"unknown output format {job.format}")
+    return out.getvalue()

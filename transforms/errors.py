@@ -1,0 +1,66 @@
+"""The errors a transform request can end in, each with its HTTP status.
+
+Engines, parsers and probes raise these; ``transforms.views`` is the one place
+that turns them into responses (a JSON body naming the problem).
+"""
+
+from __future__ import annotations
+
+
+class TransformError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def as_json(self) -> dict:
+        return {"error": self.code, "message": self.message, **self.details}
+
+
+class InvalidSpec(TransformError, ValueError):
+    """A query parameter is unknown, repeated or out of range."""
+
+    status = 400
+    code = "invalid_parameter"
+
+    def __init__(self, parameter: str, message: str, accepted: str = "") -> None:
+        details: dict[str, object] = {"parameter": parameter}
+        if accepted:
+            details["accepted"] = accepted
+        super().__init__(f"{parameter}: {message}", **details)
+        self.parameter = parameter
+
+
+class BadSignature(TransformError):
+    status = 403
+    code = "bad_signature"
+
+
+class SourceNotFound(TransformError):
+    status = 404
+    code = "not_found"
+
+
+class SourceTooLarge(TransformError):
+    status = 413
+    code = "source_too_large"
+
+
+class UnsupportedSource(TransformError):
+    status = 415
+    code = "unsupported_media"
+
+
+class CorruptSource(TransformError):
+    status = 422
+    code = "unprocessable_source"
+
+
+class Unavailable(TransformError):
+    """The engine asked for is not installed or not usable here."""
+
+    status = 422
+    code = "engine_unavailable"

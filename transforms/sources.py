@@ -1,0 +1,131 @@
+"""Find a source under MEDIA_ROOT and read what it is from its header.
+
+``resolve`` is the only way a request path becomes a filesystem path: it rejects
+``..``, absolute paths, hidden names and anything whose real path (after
+symlinks) leaves MEDIA_ROOT. ``probe_image`` reads dimensions and orientation
+from the header only, so limits are checked before any decoding starts.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+from .conf import conf
+from .errors import CorruptSource, SourceNotFound, SourceTooLarge, UnsupportedSource
+
+# Pillow's own bomb check fires only past 2x this; we check our limit ourselves
+# before decoding, so Pillow only needs to stop the truly absurd.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+PILLOW_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "AVIF": "avif", "MPO": "jpeg"}
+TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A regular file inside MEDIA_ROOT, with the stat that names its version."""
+
+    path: Path
+    name: str  # the request path, relative to MEDIA_ROOT, '/'-separated
+    size: int
+    mtime_ns: int
+
+    @property
+    def version(self) -> str:
+        return f"{self.size}-{self.mtime_ns}"
+
+
+def media_root() -> Path:
+    return Path(os.path.realpath(settings.MEDIA_ROOT))
+
+
+def resolve(name: str) -> Source:
+    """Turn a request path into a Source or raise SourceNotFound (never anything outside the root)."""
+    parts = name.split("/")
+    if (
+        not name
+        or "\0" in name
+        or "\\" in name
+        or name.startswith("/")
+        or any(part in ("", ".", "..") or part.startswith(".") for part in parts)
+    ):
+        raise SourceNotFound("no such media file", path=name)
+    root = media_root()
+    real = Path(os.path.realpath(root.joinpath(*parts)))
+    if os.path.commonpath([root, real]) != str(root) or real == root:
+        raise SourceNotFound("no such media file", path=name)
+    try:
+        stat = real.stat()
+    except OSError:
+        raise SourceNotFound("no such media file", path=name) from None
+    if not real.is_file():
+        raise SourceNotFound("no such media file", path=name)
+    return Source(real, name, stat.st_size, stat.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # jpeg, png, webp, gif, avif
+    width: int  # after EXIF orientation
+    height: int
+    orientation: int
+    mode: str
+    frames: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def probe_image(source: Source) -> ImageInfo:
+    """Read the header; refuse what is not an image, is damaged, or is over the limits."""
+    if source.size == 0:
+        raise CorruptSource("the file is empty", path=source.name)
+    if source.size > int(conf.MAX_SOURCE_BYTES):
+        raise SourceTooLarge(
+            "the source file is larger than the limit", path=source.name, limit_bytes=int(conf.MAX_SOURCE_BYTES)
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source.path) as image:
+                return _describe(source, image)
+    except Image.DecompressionBombError:
+        raise SourceTooLarge(
+            "the image declares more pixels than the limit", path=source.name, limit_pixels=int(conf.MAX_PIXELS)
+        ) from None
+    except UnidentifiedImageError:
+        raise UnsupportedSource("the file is not an image this service can read", path=source.name) from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise CorruptSource(f"the image header is damaged: {exc}", path=source.name) from None
+
+
+def _describe(source: Source, image: Image.Image) -> ImageInfo:
+    fmt = PILLOW_FORMATS.get(image.format or "")
+    if fmt is None:
+        raise UnsupportedSource(f"{image.format} images are not supported", path=source.name)
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise CorruptSource("the image has no pixels", path=source.name)
+    if width * height > int(conf.MAX_PIXELS):
+        raise SourceTooLarge(
+            f"the image is {width}x{height}, more pixels than the limit",
+            path=source.name,
+            limit_pixels=int(conf.MAX_PIXELS),
+        )
+    try:
+        orientation = int(image.getexif().get(0x0112, 1) or 1)
+    except (OSError, SyntaxError, ValueError, ZeroDivisionError, struct.error):
+        orientation = 1  # unreadable EXIF: treat as upright rather than refuse the image
+    if orientation not in range(1, 9):
+        orientation = 1
+    if orientation in TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
+    return ImageInfo(fmt, width, height, orientation, image.mode, getattr(image, "n_frames", 1))

@@ -1,0 +1,188 @@
+"""Query string -> an immutable ``TransformSpec``.
+
+Each parameter has one small parser in ``PARAMETERS`` that turns the raw string
+into typed field values or raises ``InvalidSpec`` naming the parameter and the
+accepted range. The spec is hashable and has one canonical string form, used for
+ETags, cache keys and signatures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .conf import conf
+from .errors import InvalidSpec
+
+FITS = ("contain", "cover", "fill", "pad")
+IMAGE_FORMATS = ("jpeg", "png", "webp", "avif", "gif")
+FORMAT_ALIASES = {"jpg": "jpeg"}
+ENGINES = ("pillow", "convert", "cjpeg", "ffmpeg")
+SIGNATURE_PARAMETER = "sig"
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """What the client asked for; geometry is resolved later against the source."""
+
+    width: int | None = None
+    height: int | None = None
+    fit: str = "contain"
+    format: str | None = None  # None: the source's own format; "auto": from Accept
+    quality: int | None = None  # None: the configured default
+    engine: str | None = None  # None: the configured default for the format
+    upscale: bool = False
+    bg: str = "ffffff"
+    frame: float | None = None
+    start: float | None = None
+    duration: float | None = None
+
+    def canonical(self) -> str:
+        """Fields that differ from the defaults, in field order: ``k=v&k=v``."""
+        parts = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value != field.default:
+                parts.append(f"{field.name}={_render(value)}")
+        return "&".join(parts)
+
+    def replace(self, **changes: object) -> TransformSpec:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def has_size(self) -> bool:
+        return self.width is not None or self.height is not None
+
+    @property
+    def effective_quality(self) -> int:
+        return self.quality if self.quality is not None else int(conf.DEFAULT_QUALITY)
+
+
+def _render(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# --- parameter parsers: raw string -> field updates ---------------------------
+
+SIZE_RE = re.compile(r"^(\d*)x(\d*)$")
+
+
+def parse_size(raw: str) -> dict:
+    max_dim = int(conf.MAX_DIMENSION)
+    accepted = f"WxH, Wx or xH with each side 1..{max_dim}"
+    match = SIZE_RE.match(raw)
+    if not match or not (match.group(1) or match.group(2)):
+        raise InvalidSpec("size", f"{raw!r} is not a size", accepted)
+    values = []
+    for group in match.groups():
+        if not group:
+            values.append(None)
+            continue
+        number = int(group)
+        if not 1 <= number <= max_dim:
+            raise InvalidSpec("size", f"{number} is out of range", accepted)
+        values.append(number)
+    return {"width": values[0], "height": values[1]}
+
+
+def choice(name: str, options: tuple[str, ...], aliases: Mapping[str, str] | None = None) -> Callable[[str], dict]:
+    def parse(raw: str) -> dict:
+        value = (aliases or {}).get(raw.lower(), raw.lower())
+        if value not in options:
+            raise InvalidSpec(name, f"{raw!r} is not one of them", ", ".join(options))
+        return {name: value}
+
+    return parse
+
+
+def integer(name: str, low: int, high: int) -> Callable[[str], dict]:
+    def parse(raw: str) -> dict:
+        if not re.fullmatch(r"\d{1,6}", raw):
+            raise InvalidSpec(name, f"{raw!r} is not a whole number", f"{low}..{high}")
+        value = int(raw)
+        if not low <= value <= high:
+            raise InvalidSpec(name, f"{value} is out of range", f"{low}..{high}")
+        return {name: value}
+
+    return parse
+
+
+def seconds(name: str, minimum: float = 0.0) -> Callable[[str], dict]:
+    def parse(raw: str) -> dict:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < minimum or value > 86400:
+            raise InvalidSpec(name, f"{raw!r} is not a number of seconds", f"{minimum:g}..86400")
+        return {name: value}
+
+    return parse
+
+
+def flag(name: str) -> Callable[[str], dict]:
+    def parse(raw: str) -> dict:
+        if raw not in ("0", "1"):
+            raise InvalidSpec(name, f"{raw!r} is not 0 or 1", "0, 1")
+        return {name: raw == "1"}
+
+    return parse
+
+
+def parse_colour(raw: str) -> dict:
+    value = raw.lstrip("#").lower()
+    if not re.fullmatch(r"[0-9a-f]{6}", value):
+        raise InvalidSpec("bg", f"{raw!r} is not a colour", "six hex digits, e.g. ffffff")
+    return {"bg": value}
+
+
+def positive_seconds(name: str) -> Callable[[str], dict]:
+    parse_any = seconds(name)
+
+    def parse(raw: str) -> dict:
+        result = parse_any(raw)
+        if result[name] <= 0:
+            raise InvalidSpec(name, "must be more than zero", "0..86400, exclusive of 0")
+        return result
+
+    return parse
+
+
+PARAMETERS: dict[str, Callable[[str], dict]] = {
+    "size": parse_size,
+    "fit": choice("fit", FITS),
+    "format": choice("format", IMAGE_FORMATS + ("auto",), FORMAT_ALIASES),
+    "quality": integer("quality", 1, 100),
+    "engine": choice("engine", ENGINES),
+    "upscale": flag("upscale"),
+    "bg": parse_colour,
+    "frame": seconds("frame"),
+    "start": seconds("start"),
+    "duration": positive_seconds("duration"),
+}
+
+
+def parse_query(query: Mapping[str, list[str]]) -> TransformSpec:
+    """Parse a query (name -> list of values, e.g. a QueryDict's ``lists()``) into a spec.
+
+    Unknown and repeated parameters are errors, so that two URLs that look
+    different never silently make the same (or a surprising) result.
+    """
+    fields: dict[str, object] = {}
+    for name, values in query.items():
+        if name == SIGNATURE_PARAMETER:
+            continue
+        parser = PARAMETERS.get(name)
+        if parser is None:
+            raise InvalidSpec(name, "unknown parameter", ", ".join(sorted(PARAMETERS)))
+        if len(values) != 1:
+            raise InvalidSpec(name, "given more than once", "one value")
+        fields.update(parser(values[0]))
+    return TransformSpec(**fields)

@@ -1,0 +1,200 @@
+"""The media views: the one place where errors become HTTP statuses.
+
+    resolve the path -> parse the spec -> check the signature -> ETag / 304
+    -> probe the header and check limits -> pick the engine -> render under a
+    work slot and a deadline -> respond (bytes, or the tool's stdout as a stream)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+import threading
+
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.shortcuts import render
+from django.utils.http import http_date, parse_etags
+from django.views.decorators.http import require_safe
+from django.views.static import was_modified_since
+
+from streaming.limits import Saturated, WorkSlots
+from streaming.pipeline import Pipeline, PipelineError
+from streaming.responses import PipeResponse
+
+from . import signing
+from .conf import conf
+from .engines import ImageJob, get_engine
+from .errors import InvalidSpec, TransformError
+from .formats import CONTENT_TYPES, negotiate
+from .geometry import plan_for
+from .sources import Source, media_root, probe_image, resolve
+from .spec import TransformSpec, parse_query
+
+logger = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"}
+
+_slots: WorkSlots | None = None
+_slots_lock = threading.Lock()
+
+
+def work_slots() -> WorkSlots:
+    """This process's work slots, sized from settings on first use."""
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = WorkSlots(conf.concurrency)
+        return _slots
+
+
+def error_response(exc: TransformError) -> JsonResponse:
+    response = JsonResponse(exc.as_json(), status=exc.status)
+    for header, value in SECURITY_HEADERS.items():
+        response[header] = value
+    return response
+
+
+@require_safe
+def media(request: HttpRequest, path: str) -> HttpResponse:
+    """Serve ``path`` from MEDIA_ROOT: the original without a query, a transform with one."""
+    try:
+        source = resolve(path)
+        if not request.GET:
+            return serve_original(request, source)
+        return serve_transform(request, source)
+    except TransformError as exc:
+        if exc.status >= 422:
+            logger.info("refused %s: %s", path, exc.message)
+        return error_response(exc)
+    except Saturated as exc:
+        response = error_response(TransformError("the server is busy; try again shortly"))
+        response.status_code = 503
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+
+
+def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
+    """The file itself, through ``wsgi.file_wrapper`` so the server can use sendfile."""
+    etag = f'"{source.version}"'
+    mtime = source.mtime_ns / 1e9
+    headers = {"ETag": etag, "Last-Modified": http_date(mtime), "Cache-Control": conf.CACHE_CONTROL}
+    if not_modified(request, etag, mtime):
+        return not_modified_response(headers)
+    content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+    response = FileResponse(open(source.path, "rb"), content_type=content_type)
+    for header, value in {**headers, **SECURITY_HEADERS}.items():
+        response[header] = value
+    return response
+
+
+def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
+    query = dict(request.GET.lists())
+    spec = parse_query(query)
+    signing.verify(source.name, query)
+    for video_only in ("frame", "start", "duration"):
+        if getattr(spec, video_only) is not None:
+            raise InvalidSpec(video_only, "applies to video sources only")
+
+    engine = get_engine(spec.engine or conf.DEFAULT_ENGINE)
+    accept = request.headers.get("Accept", "")
+    negotiated = negotiate(accept) if spec.format == "auto" else None
+    etag = transform_etag(source, spec, engine.version(), negotiated)
+    headers = {"ETag": etag, "Cache-Control": conf.CACHE_CONTROL}
+    if spec.format == "auto":
+        headers["Vary"] = "Accept"
+    if not_modified(request, etag):
+        return not_modified_response(headers)
+
+    info = probe_image(source)
+    output_format = resolve_format(spec, negotiated, info.format)
+    refusal = engine.refusal(info, output_format)
+    if refusal:
+        raise InvalidSpec("engine", f"{engine.name} cannot make this: {refusal}")
+    plan = plan_for((info.width, info.height), spec, int(conf.MAX_DIMENSION))
+    job = ImageJob(source, info, plan, output_format, spec.effective_quality, spec.bg)
+
+    slot = work_slots().acquire(engine.weight)
+    result = engine.render(job, deadline=float(conf.DEADLINE), on_close=slot.release)
+    content_type = CONTENT_TYPES[output_format]
+    if isinstance(result, Pipeline):
+        response = stream_pipeline(result, content_type, source, engine.name)
+    else:
+        response = HttpResponse(result, content_type=content_type)
+    for header, value in {**headers, **SECURITY_HEADERS}.items():
+        response[header] = value
+    return response
+
+
+def stream_pipeline(pipeline: Pipeline, content_type: str, source: Source, engine_name: str) -> PipeResponse:
+    """Wait for the tool's first byte before committing to 200, then stream its stdout."""
+    try:
+        pipeline.wait_for_output()
+    except PipelineError as exc:
+        pipeline.close()
+        logger.info("%s failed on %s: %s", engine_name, source.name, exc)
+        raise EngineFailed(engine_name, source, exc) from None
+    return PipeResponse(pipeline, content_type)
+
+
+class EngineFailed(TransformError):
+    status = 422
+    code = "unprocessable_source"
+
+    def __init__(self, engine_name: str, source: Source, exc: PipelineError) -> None:
+        super().__init__(
+            f"{engine_name} could not process this file: {exc.reason}",
+            path=source.name,
+            engine=engine_name,
+            detail=exc.stderr.strip()[-300:],
+        )
+
+
+def resolve_format(spec: TransformSpec, negotiated: str | None, source_format: str) -> str:
+    if spec.format == "auto":
+        return negotiated or (source_format if source_format in ("jpeg", "png", "gif") else "jpeg")
+    return spec.format or source_format
+
+
+def transform_etag(source: Source, spec: TransformSpec, engine_version: str, negotiated: str | None) -> str:
+    key = "\n".join([source.name, source.version, spec.canonical(), engine_version, negotiated or ""])
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+
+def not_modified(request: HttpRequest, etag: str, mtime: float | None = None) -> bool:
+    """If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2)."""
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = parse_etags(if_none_match)
+        return "*" in tags or etag in tags or f"W/{etag}" in tags
+    if mtime is not None and request.headers.get("If-Modified-Since"):
+        return not was_modified_since(request.headers["If-Modified-Since"], int(mtime))
+    return False
+
+
+def not_modified_response(headers: dict[str, str]) -> HttpResponseNotModified:
+    response = HttpResponseNotModified()
+    for header, value in headers.items():
+        response[header] = value
+    return response
+
+
+MEDIA_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"}
+INDEX_LIMIT = 500
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    """The front page: every image in the media folder with a live thumbnail."""
+    root = media_root()
+    entries = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in MEDIA_EXTENSIONS:
+                continue
+            relative = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+            entries.append(relative)
+            if len(entries) >= INDEX_LIMIT:
+                break
+    return render(request, "transforms/index.html", {"entries": entries, "root": root})
