@@ -85,3 +85,26 @@ def decode(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+def clip(
+    path: Path,
+    seconds: float = 2.0,
+    size: str = "320x180",
+    fps: int = 24,
+    audio: bool = True,
+    codec: str = "libx264",
+) -> Path:
+    """A real clip drawn by ffmpeg's ``testsrc2`` (with a sine tone when ``audio``)."""
+    import subprocess
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}"]
+    if audio:
+        argv += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", "-shortest"]
+    argv += ["-c:v", codec, "-pix_fmt", "yuv420p"]
+    if codec == "libx264":
+        argv += ["-preset", "ultrafast", "-movflags", "+faststart"]
+    subprocess.run([*argv, str(path)], check=True, timeout=60)
+    return path
