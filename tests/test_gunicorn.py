@@ -62,3 +62,12 @@ def test_clients_that_leave_mid_body_leak_nothing(server):
     assert requests.get(f"{server.url}/hd.jpg?size=10x10", timeout=10).status_code == 200
     assert open_fds(worker) <= baseline + 2
     assert children(worker) == []
+
+
+def test_front_page_in_a_browser_shows_decoded_thumbnails(server, page, tmp_path):
+    page.goto(server.url + "/")
+    page.wait_for_function("[...document.images].every(i => i.complete) && document.images.length === 2")
+    widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert widths == [240, 240]
+    page.screenshot(path=str(tmp_path / "front.png"))
+    assert (tmp_path / "front.png").stat().st_size > 1000
