@@ -149,6 +149,8 @@ TRANSFORMS_ENVIRONMENT = {
     "TRANSFORMS_CJPEG": str,
     "TRANSFORMS_FFMPEG": str,
     "TRANSFORMS_FFPROBE": str,
+    # engines (convert, cjpeg)
+    "TRANSFORMS_NETPBM_DIR": str,
 }
 for _name, _cast in TRANSFORMS_ENVIRONMENT.items():
     if os.environ.get(_name):

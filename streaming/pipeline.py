@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 PIPE_SIZE = 1 << 20
 F_SETPIPE_SZ = 1031
+F_GETPIPE_SZ = 1032
+# How often a settling wait looks at how full the output pipe is.
+SETTLE_POLL = 0.005
 STDERR_TAIL = 2000
 
 
@@ -61,12 +64,15 @@ class Pipeline:
         env: dict[str, str] | None = None,
         deadline: float = 30.0,
         on_close: Callable[[], None] | None = None,
+        settle: bool = False,
     ) -> None:
+        """``settle``: see ``wait_for_output``; for tools that may fail after writing."""
         if not argvs:
             raise ValueError("a pipeline needs at least one command")
         self.argvs = [list(a) for a in argvs]
         self.deadline = time.monotonic() + deadline
         self._on_close = on_close
+        self.settle = settle
         self._procs: list[subprocess.Popen] = []
         self._finished = False
         self._closed = False
@@ -174,11 +180,22 @@ class Pipeline:
         This is how a caller knows the tool accepted its input before it commits to a
         status line: a tool that fails at once raises PipelineError here, which the
         view turns into a clean 4xx instead of a truncated 200.
+
+        With ``settle`` it waits longer: until every process has exited, or the output
+        fills half the pipe (a large result, which then streams as usual). Image tools
+        decode a damaged source with a warning, write a complete-looking file and only
+        then exit non-zero (djpeg -strict, convert -regard-warnings); settling lets a
+        result that fits in the pipe be judged by its exit status before the status
+        line, so a truncated source gives a 4xx, not a 200 with grey garbage.
         """
+        if self.settle:
+            self._wait_settled()
         self._wait_readable()
         if self.available() == 0:
             self.finish()
             raise PipelineError(self.argvs[-1], 0, self.stderr_tail(), "the tool produced no output")
+        if self.settle and all(proc.returncode is not None for proc in self._procs):
+            self.finish()
 
     def finish(self) -> None:
         """At end of output: reap every process and raise if any of them failed."""
@@ -203,6 +220,44 @@ class Pipeline:
         size = self._stderr.tell()
         self._stderr.seek(max(0, size - STDERR_TAIL))
         return self._stderr.read().decode("utf-8", "replace")
+
+    def _wait_settled(self) -> None:
+        """Block until every process exited or the output pipe is half full, within the deadline."""
+        fd = self.fileno()
+        try:
+            threshold = fcntl.fcntl(fd, F_GETPIPE_SZ) // 2
+        except OSError:
+            threshold = 32768
+        pidfds: dict[int, subprocess.Popen] = {}
+        try:
+            for proc in self._procs:
+                if proc.poll() is None:
+                    pidfds[os.pidfd_open(proc.pid)] = proc
+            while True:
+                for pidfd, proc in list(pidfds.items()):
+                    if proc.poll() is not None:
+                        del pidfds[pidfd]
+                        os.close(pidfd)
+                if not pidfds:
+                    return
+                buffered = self.available()
+                if buffered >= threshold:
+                    return
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0:
+                    self._kill()
+                    raise DeadlineExceeded(self.argvs[-1], None, self.stderr_tail(), "deadline passed")
+                # Until output appears, wake on its first byte; after that, poll how full the pipe is.
+                writing = self._procs[-1].returncode is None
+                watched = list(pidfds) + ([fd] if writing and not buffered else [])
+                timeout = min(remaining, 1.0 if not buffered else SETTLE_POLL)
+                try:
+                    select.select(watched, [], [], timeout)
+                except InterruptedError:
+                    continue
+        finally:
+            for pidfd in pidfds:
+                os.close(pidfd)
 
     def _wait_readable(self) -> None:
         fd = self.fileno()

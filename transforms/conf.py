@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "CJPEG": "cjpeg",
     "FFMPEG": "ffmpeg",
     "FFPROBE": "ffprobe",
+    # --- engines: convert (ImageMagick) and cjpeg (libjpeg-turbo + netpbm) ---
+    # Folder of the netpbm tools the cjpeg engine runs (pamflip, pamcut, pamscale,
+    # pnmpad); empty means "find them on PATH".
+    "NETPBM_DIR": "",
 }
 
 

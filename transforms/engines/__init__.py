@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ..errors import InvalidSpec, Unavailable
 from .base import Engine, ImageJob
+from .cjpeg import CjpegEngine
+from .convert import ConvertEngine
 from .pillow import PillowEngine
 
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (PillowEngine(),)}
+ENGINES: dict[str, Engine] = {engine.name: engine for engine in (PillowEngine(), ConvertEngine(), CjpegEngine())}
 
 
 def get_engine(name: str) -> Engine:

@@ -90,10 +90,31 @@ class CommandEngine(Engine):
         return f"{self.name}:" + ",".join(tool_version(tool) for tool in self.tools())
 
     def render(self, job: ImageJob, *, deadline: float, on_close: Callable[[], None]) -> Pipeline:
-        env = self.environment()
-        if env is not None:
-            env = {**os.environ, **env}
-        return Pipeline(self.commands(job), stdin_path=job.source.path, env=env, deadline=deadline, on_close=on_close)
+        return self.start(job, deadline=deadline, on_close=on_close)
+
+    def start(
+        self, job: ImageJob, *, deadline: float, on_close: Callable[[], None], env: dict[str, str] | None = None
+    ) -> Pipeline:
+        """Start the tools on the source (with ``env`` added to ``environment()``); stdout is the result.
+
+        The pipeline settles (see ``Pipeline.wait_for_output``): image tools report a
+        damaged source only in their exit status, after writing a plausible file.
+        ``on_close`` runs exactly once, also when the job cannot even be started.
+        """
+        try:
+            argvs = self.commands(job)
+            extra = {**(self.environment() or {}), **(env or {})}
+        except BaseException:
+            on_close()
+            raise
+        return Pipeline(
+            argvs,
+            stdin_path=job.source.path,
+            env={**os.environ, **extra} if extra else None,
+            deadline=deadline,
+            on_close=on_close,
+            settle=True,
+        )
 
 
 @functools.cache

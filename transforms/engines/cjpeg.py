@@ -1,0 +1,125 @@
+"""The libjpeg-turbo engine: ``djpeg -scale M/8 | netpbm | cjpeg``, JPEG in, JPEG out.
+
+libjpeg-turbo decodes straight to a smaller size (M/8 in the DCT domain, the
+cheapest downscale there is) and encodes fast, but has no resampler, no crop by
+a fractional box and no EXIF rotation. The middle stages are Debian's netpbm
+(``pamflip``, ``pamcut``, ``pamscale``, ``pnmpad``): small single-purpose tools
+that stream PNM rows from stdin to stdout, maintained for decades, with no
+coder sniffing, no delegates and no policy file to get wrong. ImageMagick reading
+``ppm:-`` would also do, but it would drag its whole attack surface (and its temp
+files) into the one engine meant to be the lean path.
+
+The stages, each only when the plan needs it:
+
+    djpeg -strict -scale M/8     the largest reduction that still leaves enough pixels
+    pamflip                      EXIF orientation (djpeg ignores EXIF), on the reduced image
+    pamcut                       the plan's crop box, scaled to the decoded size
+    pamscale -width W -height H  to the plan's exact size (pixel mixing)
+    pnmpad -white|-black         fit=pad canvas; pnmpad knows only white and black
+    cjpeg -quality Q             baseline JPEG to stdout
+
+``-strict`` makes djpeg stop with status 1 at the first warning (a truncated or
+corrupt file) instead of padding the picture with grey and exiting 2; either way
+the settling pipeline reports it as a 422 before the status line, as Pillow does.
+CMYK JPEGs are refused: djpeg cannot convert them to RGB. Embedded ICC profiles
+are dropped without conversion (cjpeg writes none).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from ..conf import conf
+from ..errors import InvalidSpec
+from ..sources import ImageInfo
+from .base import CommandEngine, ImageJob
+
+REVISION = 1
+NETPBM_TOOLS = ("pamflip", "pamcut", "pamscale", "pnmpad")
+
+# EXIF orientation -> the pamflip operation that turns the stored image upright.
+ORIENTATION_FLIPS = {
+    2: ["-leftright"],
+    3: ["-rotate180"],
+    4: ["-topbottom"],
+    5: ["-transpose"],
+    6: ["-cw"],
+    7: ["-xform=transpose,leftright,topbottom"],  # transverse: pamflip takes one flip option
+    8: ["-ccw"],
+}
+PAD_COLOURS = {"ffffff": "-white", "000000": "-black"}
+
+
+def netpbm(tool: str) -> str:
+    directory = conf.NETPBM_DIR
+    return os.path.join(directory, tool) if directory else tool
+
+
+class CjpegEngine(CommandEngine):
+    name = "cjpeg"
+    input_formats = frozenset({"jpeg"})
+    output_formats = frozenset({"jpeg"})
+
+    def tools(self) -> list[str]:
+        return [conf.DJPEG, conf.CJPEG, *(netpbm(tool) for tool in NETPBM_TOOLS)]
+
+    def version(self) -> str:
+        return f"{super().version()}:{REVISION}"
+
+    def refusal(self, info: ImageInfo, output_format: str) -> str | None:
+        problem = super().refusal(info, output_format)
+        if problem is None and info.mode == "CMYK":
+            problem = "it does not read CMYK JPEGs (djpeg cannot convert them to RGB); use engine=pillow or convert"
+        return problem
+
+    def commands(self, job: ImageJob) -> list[list[str]]:
+        info, plan = job.info, job.plan
+        eighths = decode_eighths(job)
+        stages = [[conf.DJPEG, "-strict", "-scale", f"{eighths}/8"]]
+
+        flip = ORIENTATION_FLIPS.get(info.orientation)
+        if flip:
+            stages.append([netpbm("pamflip"), *flip])
+
+        # Size of the decoded, upright image: libjpeg rounds each side up.
+        stored = (info.height, info.width) if info.orientation in (5, 6, 7, 8) else (info.width, info.height)
+        decoded = (math.ceil(stored[0] * eighths / 8), math.ceil(stored[1] * eighths / 8))
+        if info.orientation in (5, 6, 7, 8):
+            decoded = (decoded[1], decoded[0])
+
+        kept = decoded
+        if plan.crop is not None:
+            scale_x, scale_y = decoded[0] / info.width, decoded[1] / info.height
+            left, top = round(plan.crop[0] * scale_x), round(plan.crop[1] * scale_y)
+            right = min(decoded[0], max(left + 1, round(plan.crop[2] * scale_x)))
+            bottom = min(decoded[1], max(top + 1, round(plan.crop[3] * scale_y)))
+            kept = (right - left, bottom - top)
+            stages.append([
+                netpbm("pamcut"), "-left", str(left), "-top", str(top), "-width", str(kept[0]), "-height", str(kept[1]),
+            ])
+        if kept != plan.resize:
+            stages.append([netpbm("pamscale"), "-width", str(plan.resize[0]), "-height", str(plan.resize[1])])
+
+        if plan.canvas is not None:
+            colour = PAD_COLOURS.get(job.background)
+            if colour is None:
+                raise InvalidSpec("bg", "the cjpeg engine pads only with white or black", "ffffff, 000000")
+            stages.append([
+                netpbm("pnmpad"), colour, "-width", str(plan.canvas[0]), "-height", str(plan.canvas[1]),
+                "-halign", "0.5", "-valign", "0.5",
+            ])
+        stages.append([conf.CJPEG, "-quality", str(job.quality)])
+        return stages
+
+
+def decode_eighths(job: ImageJob) -> int:
+    """M for ``djpeg -scale M/8``: the smallest that still decodes at least the plan's pixels."""
+    plan = job.plan
+    if plan.crop is not None:
+        left, top, right, bottom = plan.crop
+        kept = (right - left, bottom - top)
+    else:
+        kept = plan.source
+    needed = max(plan.resize[0] / kept[0], plan.resize[1] / kept[1])
+    return min(8, max(1, math.ceil(needed * 8 - 1e-9)))
