@@ -19,6 +19,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import select
 import signal
 import subprocess
@@ -65,14 +66,20 @@ class Pipeline:
         deadline: float = 30.0,
         on_close: Callable[[], None] | None = None,
         settle: bool = False,
+        fatal_stderr: re.Pattern[str] | None = None,
     ) -> None:
-        """``settle``: see ``wait_for_output``; for tools that may fail after writing."""
+        """``settle``: see ``wait_for_output``; for tools that may fail after writing.
+
+        ``fatal_stderr``: a message that fails the pipeline even when every tool
+        exits 0 (a decoder that only warns about a damaged file).
+        """
         if not argvs:
             raise ValueError("a pipeline needs at least one command")
         self.argvs = [list(a) for a in argvs]
         self.deadline = time.monotonic() + deadline
         self._on_close = on_close
         self.settle = settle
+        self.fatal_stderr = fatal_stderr
         self._procs: list[subprocess.Popen] = []
         self._finished = False
         self._closed = False
@@ -212,6 +219,10 @@ class Pipeline:
         for proc in self._procs:
             if proc.returncode != 0:
                 raise PipelineError(proc.args, proc.returncode, self.stderr_tail())
+        if self.fatal_stderr is not None:
+            stderr = self.stderr_tail()
+            if self.fatal_stderr.search(stderr):
+                raise PipelineError(self.argvs[-1], 0, stderr, "the tool reported a damaged input")
 
     def stderr_tail(self) -> str:
         if self._stderr.closed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 from abc import ABC, abstractmethod
@@ -68,6 +69,9 @@ class Engine(ABC):
 class CommandEngine(Engine):
     """An engine that runs external tools as a pipeline of argv lists."""
 
+    # A stderr message that fails the job even when every tool exits 0.
+    fatal_stderr: re.Pattern[str] | None = None
+
     @abstractmethod
     def commands(self, job: ImageJob) -> list[list[str]]:
         """The argv of each stage; the first reads the source from stdin."""
@@ -114,6 +118,7 @@ class CommandEngine(Engine):
             deadline=deadline,
             on_close=on_close,
             settle=True,
+            fatal_stderr=self.fatal_stderr,
         )
 
 

@@ -12,9 +12,12 @@ The argv carries out the geometry plan without sniffing or guessing:
   the sRGB profile shipped beside the policy, then one ``-thumbnail`` (which also
   strips metadata) to the size that makes the plan's crop box land on the output
   size, then the crop, then ``-extent`` for ``fit=pad``;
-* ``-regard-warnings``: ImageMagick decodes a truncated file "successfully" with a
-  warning; this turns the warning into a non-zero exit, which the settling
-  pipeline reports as a 422 before any byte of a small result is sent.
+* ImageMagick decodes a truncated or corrupt JPEG "successfully": it pads the
+  picture with grey, warns on stderr and exits 0 (its GIF, PNG and WebP readers
+  fail properly). ``fatal_stderr`` turns libjpeg's warnings into a failure, which
+  the settling pipeline reports as a 422 before any byte of a small result is sent,
+  as the Pillow engine and djpeg -strict do. ``-regard-warnings`` would do it too
+  but also fails good photos whose XMP metadata ImageMagick cannot parse.
 
 A restrictive ``policy.xml`` (``imagemagick/`` beside this file) is put first on
 ``MAGICK_CONFIGURE_PATH``: only the GIF, JPEG, PNG and WebP coders, no delegates,
@@ -30,6 +33,7 @@ behind even when a client leaves mid-body.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -57,6 +61,7 @@ class ConvertEngine(CommandEngine):
     name = "convert"
     input_formats = frozenset(INPUT_CODERS)
     output_formats = frozenset(OUTPUT_CODERS)
+    fatal_stderr = re.compile(r"@ warning/jpeg\.c/")
 
     def tools(self) -> list[str]:
         return [conf.CONVERT]
@@ -86,7 +91,7 @@ class ConvertEngine(CommandEngine):
 
     def commands(self, job: ImageJob) -> list[list[str]]:
         info, plan = job.info, job.plan
-        argv = [conf.CONVERT, "-regard-warnings"]
+        argv = [conf.CONVERT]
         if info.format == "jpeg" and plan.scale < 1:
             argv += ["-define", f"jpeg:size={jpeg_size_hint(job)}"]
         argv += [INPUT_CODERS[info.format].format(path="/dev/stdin"), "-auto-orient"]
