@@ -1,0 +1,106 @@
+"""The tool engines under a real gunicorn: streamed bodies, clients that leave, deadlines."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+from tests import media_factory
+from tests.conftest import children, open_fds
+from tests.media_factory import decode
+from tests.test_engines import magick_scratch
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("media")
+    media_factory.save(media_factory.photo(1920, 1080), root / "hd.jpg", quality=90)
+    # noise does not compress: an upscaled PNG of it is tens of megabytes, far more than the pipe holds
+    noise = Image.frombytes("RGB", (1500, 1000), os.urandom(1500 * 1000 * 3))
+    media_factory.save(noise, root / "noise.jpg", quality=95)
+    return root
+
+
+@pytest.fixture
+def server(gunicorn_factory, media):
+    return gunicorn_factory({"MEDIA_ROOT": str(media)})
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize("engine", ["convert", "cjpeg"])
+def test_thumbnail_streams_from_the_tool(server, engine):
+    worker = server.worker_pids()[0]
+    response = requests.get(f"{server.url}/hd.jpg?size=300x200&fit=cover&engine={engine}", timeout=30)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.headers.get("Transfer-Encoding") == "chunked"  # streamed from the pipe, length unknown
+    image = decode(response.content)
+    assert image.size == (300, 200) and image.format == "JPEG"
+    etag = response.headers["ETag"]
+    again = requests.get(f"{server.url}/hd.jpg?size=300x200&fit=cover&engine={engine}",
+                         headers={"If-None-Match": etag}, timeout=30)
+    assert again.status_code == 304
+    assert wait_until(lambda: children(worker) == [])
+
+
+def test_engine_failure_over_a_real_socket_is_clean_json(server, media):
+    media_factory.truncated(media / "hd.jpg", media / "cut.jpg", 0.4)
+    for engine in ("convert", "cjpeg"):
+        response = requests.get(f"{server.url}/cut.jpg?size=300x200&engine={engine}", timeout=30)
+        assert response.status_code == 422
+        assert response.json()["engine"] == engine
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["size=3000x2000&upscale=1&format=png&engine=convert", "size=4000x3000&upscale=1&quality=100&engine=cjpeg"],
+)
+def test_client_leaving_mid_body_kills_the_tool_and_leaks_nothing(server, query):
+    worker = server.worker_pids()[0]
+    assert requests.get(f"{server.url}/hd.jpg?size=10x10&engine=convert", timeout=30).status_code == 200
+    baseline = open_fds(worker)
+    scratch = magick_scratch()
+
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    raw.sendall(f"GET /noise.jpg?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    received = b""
+    while b"\r\n\r\n" not in received or len(received) < 100_000:
+        chunk = raw.recv(65536)
+        assert chunk, "the server closed the connection early"
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 200")
+    assert children(worker), "the tool should still be running while the client reads"
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    raw.close()
+
+    assert wait_until(lambda: children(worker) == []), children(worker)
+    assert wait_until(lambda: open_fds(worker) <= baseline + 2), (baseline, open_fds(worker))
+    assert magick_scratch() <= scratch
+    # the worker still serves
+    assert requests.get(f"{server.url}/hd.jpg?size=10x10&engine=cjpeg", timeout=30).status_code == 200
+
+
+def test_deadline_under_gunicorn(gunicorn_factory, media):
+    server = gunicorn_factory({"MEDIA_ROOT": str(media), "TRANSFORMS_DEADLINE": "1"})
+    worker = server.worker_pids()[0]
+    scratch = magick_scratch()
+    started = time.monotonic()
+    response = requests.get(f"{server.url}/noise.jpg?size=4000x3000&upscale=1&format=png&engine=convert", timeout=30)
+    assert response.status_code == 422
+    assert "deadline" in response.json()["message"]
+    assert time.monotonic() - started < 10
+    assert wait_until(lambda: children(worker) == [])
+    assert magick_scratch() <= scratch
