@@ -168,15 +168,23 @@ def gunicorn_factory(tmp_path: Path) -> Iterator:
 
 @pytest.fixture
 def tool_children():
-    """Assert that a block leaves this process with no child processes (no zombies)."""
+    """Assert that a block leaves this process with no new child processes (no zombies).
+
+    Children that existed before the block (session fixtures: redis-server, Chromium) are not its doing.
+    """
 
     @contextmanager
     def check() -> Iterator[None]:
+        before = set(children(os.getpid()))
+
+        def new() -> list[int]:
+            return [pid for pid in children(os.getpid()) if pid not in before]
+
         yield
         deadline = time.monotonic() + 3
-        while children(os.getpid()) and time.monotonic() < deadline:
+        while new() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert children(os.getpid()) == [], f"left-over children: {children(os.getpid())}"
+        assert new() == [], f"left-over children: {new()}"
 
     return check
 
