@@ -96,6 +96,8 @@ class SpliceResponse(wsgi.Response):
             self.splice_body(filelike, splice)
         except StreamAborted as exc:
             self.abort(filelike, str(exc))
+        except TimeoutError:  # sendall of framing bytes under the socket's stall timeout
+            self.abort(filelike, "the client stopped reading")
         except OSError as exc:
             if exc.errno not in CLIENT_GONE:
                 raise
@@ -167,6 +169,13 @@ class SpliceResponse(wsgi.Response):
             if tee is not None:
                 tee.close()
         self.finish_body(filelike)
+        logger.debug("spliced %d bytes with %s (%s)%s", self.sent, splice.__name__, self.framing(),
+                     " and tee'd them into a file" if tee is not None else "")
+
+    def framing(self) -> str:
+        if self.chunked:
+            return "chunked"
+        return "content-length" if self.response_length is not None else "close-delimited"
 
     def finish_body(self, filelike) -> None:
         """At the end of the pipe: the tool must have succeeded and the length must be whole."""

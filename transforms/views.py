@@ -18,12 +18,13 @@ import logging
 import mimetypes
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import render
-from django.utils.http import http_date, parse_etags
+from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from django.views.decorators.http import require_safe
 from django.views.static import was_modified_since
 
@@ -274,8 +275,12 @@ def not_modified(request: HttpRequest, etag: str, mtime: float | None = None) ->
     if if_none_match is not None:
         tags = parse_etags(if_none_match)
         return "*" in tags or etag in tags or f"W/{etag}" in tags
-    if mtime is not None and request.headers.get("If-Modified-Since"):
-        return not was_modified_since(request.headers["If-Modified-Since"], int(mtime))
+    since = request.headers.get("If-Modified-Since")
+    if mtime is not None and since:
+        when = parse_http_date_safe(since)
+        if when is None or when > time.time():
+            return False  # not a date, or a date in the future: ignored (RFC 9110 13.1.3)
+        return not was_modified_since(since, int(mtime))
     return False
 
 
