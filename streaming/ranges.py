@@ -47,8 +47,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return max(0, size - suffix), size - 1
     start = int(first)
     end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and end < start:
+        return None  # invalid range: ignored
     if start >= size:
         raise Unsatisfiable()
     return start, min(end, size - 1)

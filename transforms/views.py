@@ -175,6 +175,7 @@ def respond_with(
     if isinstance(claimed, Entry):
         return cached_response(request, claimed, headers)
     lock = claimed
+    logger.info("result cache miss: rendering %s", key)
     try:
         rendered = produce()
     except BaseException:
