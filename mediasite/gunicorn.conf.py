@@ -16,7 +16,7 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "streaming.gunicorn_worker.SpliceThreadWorker")
 threads = int(os.environ.get("GUNICORN_THREADS", 32))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 10))
@@ -26,3 +26,8 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # gunicorn 27 opens a control socket under ~/.gunicorn unless told not to.
 control_socket_disable = True
+
+# Zero-copy delivery: the worker above is gthread (same threads, same heartbeat, so
+# long streams never hit --timeout) whose responses splice pipe bodies into the
+# socket (streaming/gunicorn_worker.py). Files keep going out with sendfile.
+sendfile = True

@@ -157,6 +157,18 @@ for _name, _cast in TRANSFORMS_ENVIRONMENT.items():
         globals()[_name] = env_int(_name, 0) if _cast is int else _cast(os.environ[_name])
 TRANSFORMS_CACHE_DIR = Path(env("TRANSFORMS_CACHE_DIR", str(BASE_DIR / "var" / "cache")))
 
+# --- zero-copy delivery and the result cache (README: "Zero-copy delivery") ---
+# How pipe bodies reach the socket under gunicorn: auto (os.splice, else libc via
+# ctypes), os, ctypes, or off (1 MiB copies through Python).
+STREAMING_SPLICE = env("STREAMING_SPLICE", "auto")
+if STREAMING_SPLICE not in ("auto", "os", "ctypes", "off"):
+    raise ImproperlyConfigured(f"STREAMING_SPLICE must be auto, os, ctypes or off, got {STREAMING_SPLICE!r}")
+# Seconds a streamed response may go without progress (tool silent or client not reading).
+STREAMING_STALL_TIMEOUT = env_int("STREAMING_STALL_TIMEOUT", 30)
+for _name in ("TRANSFORMS_CACHE", "TRANSFORMS_CACHE_MAX_BYTES", "TRANSFORMS_CACHE_WAIT"):
+    if os.environ.get(_name):
+        globals()[_name] = env_int(_name, 0) if _name != "TRANSFORMS_CACHE" else env_bool(_name, True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -23,6 +23,7 @@ def media_root(tmp_path: Path, settings) -> Path:
     root = tmp_path / "media"
     root.mkdir()
     settings.MEDIA_ROOT = root
+    settings.TRANSFORMS_CACHE_DIR = tmp_path / "cache"
     settings.ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
     return root
 
@@ -156,7 +157,11 @@ def gunicorn_factory(tmp_path: Path) -> Iterator:
     started: list[Gunicorn] = []
 
     def start(env: dict[str, str] | None = None, **kwargs) -> Gunicorn:
-        env = {"_LOGFILE": str(tmp_path / f"gunicorn-{len(started)}.log"), **(env or {})}
+        env = {
+            "_LOGFILE": str(tmp_path / f"gunicorn-{len(started)}.log"),
+            "TRANSFORMS_CACHE_DIR": str(tmp_path / "cache"),
+            **(env or {}),
+        }
         server = Gunicorn(env, **kwargs)
         started.append(server)
         return server

@@ -13,8 +13,14 @@ from typing import Any
 from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
-    # Where finished results are kept (issue: result cache).
+    # Where finished results are kept (settings.TRANSFORMS_CACHE_DIR; see transforms/cache.py).
     "CACHE_DIR": None,
+    # Keep results in the cache at all.
+    "CACHE": True,
+    # Size bound of the result cache in bytes; least recently used entries go first.
+    "CACHE_MAX_BYTES": 1 << 30,
+    # Seconds a request waits for an identical render in progress elsewhere before giving up (503).
+    "CACHE_WAIT": 60,
     # "off": URLs need no signature; "required": every transform URL must carry ?sig=.
     "SIGNING": "off",
     # Largest output width or height a request may ask for.

@@ -1,8 +1,14 @@
 """The media views: the one place where errors become HTTP statuses.
 
     resolve the path -> parse the spec -> check the signature -> ETag / 304
-    -> probe the header and check limits -> pick the engine -> render under a
-    work slot and a deadline -> respond (bytes, or the tool's stdout as a stream)
+    -> result cache hit: the file (sendfile, Range)
+    -> miss: probe the header and check limits -> pick the engine -> render under a
+    work slot and a deadline -> respond (bytes, or the tool's stdout as a stream,
+    filling the cache on the way)
+
+``respond_with`` is the seam every kind of transform (images here, video
+elsewhere) goes through: cache key and headers in, a ``produce()`` callable for
+the miss, a response out.
 """
 
 from __future__ import annotations
@@ -12,20 +18,26 @@ import logging
 import mimetypes
 import os
 import threading
+import time
+from collections.abc import Callable
+from typing import NamedTuple
 
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import render
-from django.utils.http import http_date, parse_etags
+from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from django.views.decorators.http import require_safe
 from django.views.static import was_modified_since
 
+from streaming.fill import TeedPipeline
 from streaming.limits import Saturated, WorkSlots
 from streaming.pipeline import Pipeline, PipelineError
+from streaming.ranges import file_response
 from streaming.responses import PipeResponse
 
 from . import signing
+from .cache import Entry, cache_key, result_cache
 from .conf import conf
-from .engines import ImageJob, get_engine
+from .engines import Engine, ImageJob, get_engine
 from .errors import InvalidSpec, TransformError
 from .formats import CONTENT_TYPES, negotiate
 from .geometry import plan_for
@@ -76,17 +88,22 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
 
 
 def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
-    """The file itself, through ``wsgi.file_wrapper`` so the server can use sendfile."""
+    """The file itself, through ``wsgi.file_wrapper`` so the server can use sendfile; Range honoured."""
     etag = f'"{source.version}"'
     mtime = source.mtime_ns / 1e9
     headers = {"ETag": etag, "Last-Modified": http_date(mtime), "Cache-Control": conf.CACHE_CONTROL}
     if not_modified(request, etag, mtime):
         return not_modified_response(headers)
     content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-    response = FileResponse(open(source.path, "rb"), content_type=content_type)
-    for header, value in {**headers, **SECURITY_HEADERS}.items():
-        response[header] = value
-    return response
+    return file_response(
+        request,
+        open(source.path, "rb", buffering=0),  # noqa: SIM115 - the response closes it
+        size=source.size,
+        content_type=content_type,
+        headers={**headers, **SECURITY_HEADERS},
+        etag=etag,
+        last_modified=mtime,
+    )
 
 
 def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
@@ -100,13 +117,29 @@ def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
     engine = get_engine(spec.engine or conf.DEFAULT_ENGINE)
     accept = request.headers.get("Accept", "")
     negotiated = negotiate(accept) if spec.format == "auto" else None
-    etag = transform_etag(source, spec, engine.version(), negotiated)
+    ingredients = transform_ingredients(source, spec, engine.version(), negotiated)
+    etag = transform_etag(ingredients)
     headers = {"ETag": etag, "Cache-Control": conf.CACHE_CONTROL}
     if spec.format == "auto":
         headers["Vary"] = "Accept"
     if not_modified(request, etag):
         return not_modified_response(headers)
 
+    def produce() -> Rendered:
+        return render_image(source, spec, engine, negotiated)
+
+    return respond_with(request, cache_key(*ingredients), headers, produce)
+
+
+class Rendered(NamedTuple):
+    """What ``produce()`` returns: the content type and the finished bytes or a started pipeline."""
+
+    content_type: str
+    body: bytes | Pipeline
+
+
+def render_image(source: Source, spec: TransformSpec, engine: Engine, negotiated: str | None) -> Rendered:
+    """Probe, check limits, plan and start the engine under a work slot; a pipeline has its first byte ready."""
     info = probe_image(source)
     output_format = resolve_format(spec, negotiated, info.format)
     refusal = engine.refusal(info, output_format)
@@ -117,24 +150,93 @@ def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
 
     slot = work_slots().acquire(engine.weight)
     result = engine.render(job, deadline=float(conf.DEADLINE), on_close=slot.release)
-    content_type = CONTENT_TYPES[output_format]
     if isinstance(result, Pipeline):
-        response = stream_pipeline(result, content_type, source, engine.name)
+        first_output(result, source, engine.name)
+    return Rendered(CONTENT_TYPES[output_format], result)
+
+
+def respond_with(
+    request: HttpRequest, key: str, headers: dict[str, str], produce: Callable[[], Rendered]
+) -> HttpResponse:
+    """The seam between "what to make" and "how it is delivered", with the result cache between.
+
+    A hit goes out as a file (sendfile, Range). A miss takes the render lock for
+    ``key`` (other threads and worker processes wait for it, then hit), calls
+    ``produce()`` and either stores the bytes or streams the pipeline while the
+    same bytes fill the cache file. Errors from ``produce()`` propagate to the
+    caller's error mapping after the lock is released.
+    """
+    cache = result_cache()
+    if cache is None:
+        return fresh_response(produce(), headers)
+    claimed = cache.claim(key, float(conf.CACHE_WAIT))
+    if claimed is None:
+        raise Saturated(retry_after=2)
+    if isinstance(claimed, Entry):
+        return cached_response(request, claimed, headers)
+    lock = claimed
+    logger.info("result cache miss: rendering %s", key)
+    try:
+        rendered = produce()
+    except BaseException:
+        lock.release()
+        raise
+    if isinstance(rendered.body, Pipeline):
+        try:
+            fill = cache.fill(key, rendered.content_type)
+        except BaseException:
+            rendered.body.close()
+            lock.release()
+            raise
+
+        def done(committed: bool) -> None:
+            lock.release()
+            if committed:
+                cache.added(fill.header_size + fill.body_bytes)
+
+        return fresh_response(Rendered(rendered.content_type, TeedPipeline(rendered.body, fill, done)), headers)
+    try:
+        cache.store(key, rendered.content_type, rendered.body)
+    finally:
+        lock.release()
+    return fresh_response(rendered, headers)
+
+
+def fresh_response(rendered: Rendered, headers: dict[str, str]) -> HttpResponse:
+    if isinstance(rendered.body, bytes):
+        response = HttpResponse(rendered.body, content_type=rendered.content_type)
     else:
-        response = HttpResponse(result, content_type=content_type)
+        response = PipeResponse(rendered.body, rendered.content_type)
     for header, value in {**headers, **SECURITY_HEADERS}.items():
         response[header] = value
     return response
 
 
-def stream_pipeline(pipeline: Pipeline, content_type: str, source: Source, engine_name: str) -> PipeResponse:
-    """Wait for the tool's first byte before committing to 200, then stream its stdout."""
+def cached_response(request: HttpRequest, entry: Entry, headers: dict[str, str]) -> HttpResponse:
+    return file_response(
+        request,
+        entry.file,
+        size=entry.size,
+        offset=entry.offset,
+        content_type=entry.content_type,
+        headers={**headers, **SECURITY_HEADERS},
+        etag=headers.get("ETag"),
+    )
+
+
+def first_output(pipeline: Pipeline, source: Source, engine_name: str) -> None:
+    """Wait for the tool's first byte before committing to 200; a tool that fails at once is a 422."""
     try:
         pipeline.wait_for_output()
     except PipelineError as exc:
         pipeline.close()
         logger.info("%s failed on %s: %s", engine_name, source.name, exc)
         raise EngineFailed(engine_name, source, exc) from None
+
+
+def stream_pipeline(pipeline: Pipeline, content_type: str, source: Source, engine_name: str) -> PipeResponse:
+    """Wait for the tool's first byte before committing to 200, then stream its stdout (uncached)."""
+    first_output(pipeline, source, engine_name)
     return PipeResponse(pipeline, content_type)
 
 
@@ -157,9 +259,15 @@ def resolve_format(spec: TransformSpec, negotiated: str | None, source_format: s
     return spec.format or source_format
 
 
-def transform_etag(source: Source, spec: TransformSpec, engine_version: str, negotiated: str | None) -> str:
-    key = "\n".join([source.name, source.version, spec.canonical(), engine_version, negotiated or ""])
-    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+def transform_ingredients(
+    source: Source, spec: TransformSpec, engine_version: str, negotiated: str | None
+) -> tuple[str, ...]:
+    """Everything that decides a result's bytes: the ETag and the cache key are both made of it."""
+    return (source.name, source.version, spec.canonical(), engine_version, negotiated or "")
+
+
+def transform_etag(ingredients: tuple[str, ...]) -> str:
+    return '"' + hashlib.sha256("\n".join(ingredients).encode()).hexdigest()[:32] + '"'
 
 
 def not_modified(request: HttpRequest, etag: str, mtime: float | None = None) -> bool:
@@ -168,8 +276,12 @@ def not_modified(request: HttpRequest, etag: str, mtime: float | None = None) ->
     if if_none_match is not None:
         tags = parse_etags(if_none_match)
         return "*" in tags or etag in tags or f"W/{etag}" in tags
-    if mtime is not None and request.headers.get("If-Modified-Since"):
-        return not was_modified_since(request.headers["If-Modified-Since"], int(mtime))
+    since = request.headers.get("If-Modified-Since")
+    if mtime is not None and since:
+        when = parse_http_date_safe(since)
+        if when is None or when > time.time():
+            return False  # not a date, or a date in the future: ignored (RFC 9110 13.1.3)
+        return not was_modified_since(since, int(mtime))
     return False
 
 

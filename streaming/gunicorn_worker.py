@@ -1,0 +1,231 @@
+"""A gthread worker whose responses splice pipe bodies straight into the client socket.
+
+gunicorn hands a ``wsgi.file_wrapper`` body to ``Response.write_file()``, which
+tries ``sendfile`` (refused for pipes: ESPIPE) and then copies the body through
+Python in small blocks. ``SpliceResponse`` adds a path in front of that: when the
+body's ``fileno()`` is a FIFO (our ``Pipeline``), the bytes go from the pipe to
+the socket with splice(2) and never enter Python. Framing stays correct:
+
+- HTTP/1.1 without Content-Length: chunked, each chunk sized by FIONREAD and then
+  exactly that many bytes spliced;
+- a known Content-Length: exactly that many bytes, the response is aborted if the
+  pipe ends early;
+- HTTP/1.0: close-delimited.
+
+When the body carries a ``fill`` (a cache file being written beside the stream,
+see ``streaming.fill``), each chunk is first tee(2)'d into a private pipe and
+spliced from there into the file, so the cache fill is zero-copy too.
+
+Everything else (TLS, HTTP/2, regular files, splice turned off) goes through
+gunicorn's own path: sendfile for files, 1 MiB reads for pipes (``PipeResponse``).
+
+Every wait is bounded by ``STREAMING_STALL_TIMEOUT`` (and a ``Pipeline``'s own
+deadline): gunicorn has no send timeout, so without it a client that stops
+reading would pin a thread forever. A client that leaves, a stall or a failing
+tool ends the response with one log line: the body is closed at once (killing
+and reaping the tool's process group), the connection is closed, and no
+chunked terminator is sent, so the client can tell the body is incomplete.
+
+The class name must not end in ``SyncWorker`` (gunicorn swaps those for gthread),
+and the Response is installed in ``init_process()`` because
+``gunicorn.http.wsgi.create()`` looks the module-level ``Response`` up on every
+request.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import select
+import socket
+import ssl
+import stat
+import time
+
+from gunicorn.http import wsgi
+from gunicorn.workers.gthread import ThreadWorker
+
+from . import splice as splicing
+from .pipeline import F_SETPIPE_SZ, PIPE_SIZE
+
+logger = logging.getLogger("streaming.splice")
+
+DEFAULT_STALL_TIMEOUT = 30.0
+CLIENT_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
+
+
+class StreamAborted(Exception):
+    """The body could not be sent whole; carries the one line that gets logged."""
+
+
+def stall_timeout() -> float:
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            return float(getattr(settings, "STREAMING_STALL_TIMEOUT", DEFAULT_STALL_TIMEOUT))
+    except ImportError:
+        pass
+    return DEFAULT_STALL_TIMEOUT
+
+
+def is_fifo(filelike: object) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(filelike.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class SpliceResponse(wsgi.Response):
+    """gunicorn's HTTP/1.x Response plus a splice path for pipe bodies."""
+
+    aborted = False
+
+    def write_file(self, respiter) -> None:
+        filelike = respiter.filelike
+        splice = self.splice_for(filelike)
+        if splice is None:
+            super().write_file(respiter)
+            return
+        self.send_headers()
+        if self._omits_body:
+            return
+        try:
+            self.splice_body(filelike, splice)
+        except StreamAborted as exc:
+            self.abort(filelike, str(exc))
+        except TimeoutError:  # sendall of framing bytes under the socket's stall timeout
+            self.abort(filelike, "the client stopped reading")
+        except OSError as exc:
+            if exc.errno not in CLIENT_GONE:
+                raise
+            self.abort(filelike, f"client went away ({errno.errorcode.get(exc.errno, exc.errno)})")
+        finally:
+            self.sock.settimeout(None)
+
+    def splice_for(self, filelike: object) -> splicing.SpliceCall | None:
+        if self.cfg.is_ssl or isinstance(self.sock, ssl.SSLSocket) or not is_fifo(filelike):
+            return None
+        return splicing.splice_function()
+
+    def abort(self, filelike: object, reason: str) -> None:
+        logger.info("stream ended early after %d bytes: %s", self.sent, reason)
+        self.aborted = True
+        self.force_close()
+        close = getattr(filelike, "close", None)
+        if close is not None:
+            close()
+
+    def close(self) -> None:
+        if self.aborted:
+            return
+        super().close()
+
+    def splice_body(self, filelike, splice: splicing.SpliceCall) -> None:
+        """The one place pipe bodies are framed: chunked, fixed length or close-delimited."""
+        stall = stall_timeout()
+        src = filelike.fileno()
+        sock_fd = self.sock.fileno()
+        pipeline_deadline = getattr(filelike, "deadline", None)
+        fill = getattr(filelike, "fill", None)
+        tee = TeeIntoFile(fill, stall) if fill is not None and splicing.tee_available() else None
+        self.sock.settimeout(stall)
+        try:
+            while True:
+                wanted = None if self.response_length is None else self.response_length - self.sent
+                if wanted == 0:
+                    break
+                deadline = time.monotonic() + stall
+                if pipeline_deadline is not None and pipeline_deadline < deadline:
+                    deadline = pipeline_deadline
+                try:
+                    splicing.wait_for(src, select.POLLIN, deadline)
+                except splicing.Stalled:
+                    raise StreamAborted("the tool produced nothing in time") from None
+                count = splicing.available(src)
+                if count == 0:
+                    break
+                if wanted is not None:
+                    count = min(count, wanted)
+                last = wanted is not None and count == wanted
+                if self.chunked:
+                    self.sock.sendall(b"%X\r\n" % count, socket.MSG_MORE)
+                flags = splicing.SPLICE_F_MOVE | (0 if last else splicing.SPLICE_F_MORE)
+                try:
+                    if tee is not None:
+                        moved = tee.splice(splice, src, sock_fd, count, flags)
+                    else:
+                        moved = splicing.splice_exactly(splice, src, sock_fd, count, stall_timeout=stall, flags=flags)
+                except splicing.Stalled:
+                    raise StreamAborted("the client stopped reading") from None
+                self.sent += moved
+                if self.chunked:
+                    self.sock.sendall(b"\r\n")
+                if moved < count:
+                    break
+        finally:
+            if tee is not None:
+                tee.close()
+        self.finish_body(filelike)
+        logger.debug("spliced %d bytes with %s (%s)%s", self.sent, splice.__name__, self.framing(),
+                     " and tee'd them into a file" if tee is not None else "")
+
+    def framing(self) -> str:
+        if self.chunked:
+            return "chunked"
+        return "content-length" if self.response_length is not None else "close-delimited"
+
+    def finish_body(self, filelike) -> None:
+        """At the end of the pipe: the tool must have succeeded and the length must be whole."""
+        finish = getattr(filelike, "finish", None)
+        if finish is not None:
+            try:
+                finish()
+            except Exception as exc:  # any failure of the tool ends the stream the same way
+                raise StreamAborted(f"the tool failed: {exc}") from None
+        if self.response_length is not None and self.sent < self.response_length:
+            raise StreamAborted(f"the body ended {self.response_length - self.sent} bytes short")
+
+
+class TeeIntoFile:
+    """tee(2) each chunk into a private pipe and splice it into the fill's file, then send it."""
+
+    def __init__(self, fill, stall: float) -> None:
+        self.fill = fill
+        self.stall = stall
+        self.read_end, self.write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(self.write_end, F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass
+
+    def splice(self, splice: splicing.SpliceCall, src: int, sock_fd: int, count: int, flags: int) -> int:
+        sent = 0
+        while sent < count:
+            copied = splicing.tee(src, self.write_end, count - sent, 0)
+            if copied == 0:
+                break
+            into_file = splicing.splice_exactly(
+                splice, self.read_end, self.fill.fileno(), copied, stall_timeout=self.stall,
+                flags=splicing.SPLICE_F_MOVE,
+            )
+            self.fill.spliced(into_file)
+            moved = splicing.splice_exactly(splice, src, sock_fd, copied, stall_timeout=self.stall, flags=flags)
+            sent += moved
+            if moved < copied:
+                break
+        return sent
+
+    def close(self) -> None:
+        os.close(self.read_end)
+        os.close(self.write_end)
+
+
+class SpliceThreadWorker(ThreadWorker):
+    """gthread, with ``SpliceResponse`` as the HTTP/1.x response class of this process."""
+
+    def init_process(self) -> None:
+        wsgi.Response = SpliceResponse
+        super().init_process()

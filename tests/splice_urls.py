@@ -1,0 +1,67 @@
+"""Test-only views that answer with a ``PipeResponse`` over a real tool, served by a real gunicorn.
+
+They exist so the splice worker can be tested before any subprocess engine is on
+main: ``cat`` of a media file (integrity, optionally with Content-Length), a tool
+that stalls, a tool that fails mid-stream, and ``head -c N /dev/zero``; and a
+tool behind the result cache (``respond_with``) that counts its invocations.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from mediasite.urls import urlpatterns as site_patterns
+from streaming.pipeline import Pipeline
+from streaming.responses import PipeResponse
+from transforms.cache import cache_key
+from transforms.views import Rendered, respond_with
+
+STALL = "import sys, time; sys.stdout.buffer.write(b'x' * 1000); sys.stdout.flush(); time.sleep(60)"
+FAIL = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read()); sys.stdout.flush(); sys.exit(3)"
+
+
+def cat(request: HttpRequest, name: str) -> HttpResponse:
+    source = settings.MEDIA_ROOT / name
+    response = PipeResponse(Pipeline([["cat"]], stdin_path=source, deadline=60), "application/octet-stream")
+    if request.GET.get("length"):
+        response["Content-Length"] = str(source.stat().st_size)
+    return response
+
+
+def zero(request: HttpRequest, size: int) -> HttpResponse:
+    return PipeResponse(Pipeline([["head", "-c", str(size), "/dev/zero"]], deadline=600), "application/octet-stream")
+
+
+def stall(request: HttpRequest) -> HttpResponse:
+    return PipeResponse(Pipeline([[sys.executable, "-c", STALL]], deadline=60), "application/octet-stream")
+
+
+def fail(request: HttpRequest, name: str) -> HttpResponse:
+    pipeline = Pipeline([[sys.executable, "-c", FAIL]], stdin_path=settings.MEDIA_ROOT / name, deadline=60)
+    return PipeResponse(pipeline, "application/octet-stream")
+
+
+def cached(request: HttpRequest, name: str) -> HttpResponse:
+    """``respond_with`` over a counting tool: ``<MEDIA_ROOT>/../tool NAME`` (written by the test)."""
+    tool = str(settings.MEDIA_ROOT.parent / "tool")
+
+    def produce() -> Rendered:
+        pipeline = Pipeline([[tool, name]], deadline=60)
+        pipeline.wait_for_output()
+        return Rendered("application/x-test", pipeline)
+
+    return respond_with(request, cache_key("test", name, request.GET.get("v", "")), {"ETag": '"t"'}, produce)
+
+
+urlpatterns = [
+    path("_test/cached/<path:name>", cached),
+    path("_test/cat/<path:name>", cat),
+    path("_test/zero/<int:size>", zero),
+    path("_test/stall", stall),
+    path("_test/fail/<path:name>", fail),
+    *site_patterns,
+]

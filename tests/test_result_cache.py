@@ -1,0 +1,242 @@
+"""The result cache: keys, files, LRU, tee fill, coalescing across gunicorn workers, no partial files."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from streaming.fill import FileFill, TeedPipeline
+from streaming.pipeline import Pipeline
+from tests.media_factory import decode
+from tests.test_splice_worker import RawClient, log_text, start, wait_until
+from transforms.cache import MAGIC, RenderLock, ResultCache, cache_key, result_cache
+
+pytestmark = pytest.mark.django_db
+
+
+def cache_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def read(response) -> bytes:
+    try:
+        return b"".join(response.streaming_content) if response.streaming else response.content
+    finally:
+        response.close()
+
+
+def test_keys_change_with_every_ingredient():
+    base = ("a.jpg", "100-1", "width=300", "pillow:11", "")
+    keys = {cache_key(*base)}
+    for index, changed in enumerate(["b.jpg", "100-2", "width=301", "pillow:12", "webp"]):
+        parts = list(base)
+        parts[index] = changed
+        keys.add(cache_key(*parts))
+    assert len(keys) == 6
+    assert all(len(key) == 32 for key in keys)
+
+
+def test_entries_are_sharded_files_with_a_header(tmp_path):
+    cache = ResultCache(tmp_path, 10**9)
+    key = cache_key("x")
+    assert cache.store(key, "image/png", b"\x89PNG data")
+    path = tmp_path / key[:2] / key[2:4] / key
+    assert path.read_bytes() == MAGIC + b"image/png\n\x89PNG data"
+    entry = cache.open(key)
+    assert (entry.content_type, entry.size) == ("image/png", 9)
+    assert os.pread(entry.file.fileno(), entry.size, entry.offset) == b"\x89PNG data"
+    entry.file.close()
+    assert cache.open(cache_key("other")) is None
+    assert cache_files(tmp_path) == [f"{key[:2]}/{key[2:4]}/{key}"]  # no temp or lock file left
+
+
+def test_least_recently_used_entries_are_evicted_past_the_bound(tmp_path):
+    cache = ResultCache(tmp_path, 12_000)
+    keys = [cache_key(str(i)) for i in range(5)]
+    for age, key in enumerate(keys):
+        cache.store(key, "image/jpeg", b"x" * 2000)
+        path = cache.path_for(key)
+        os.utime(path, ns=(age * 10**9, age * 10**9))  # atime: key 0 is the least recently used
+    os.utime(cache.path_for(keys[0]), ns=(time.time_ns(), 0))  # ... until a hit refreshes it
+    cache.store(cache_key("new"), "image/jpeg", b"x" * 2000)
+    left = {key for key in keys if cache.path_for(key).exists()}
+    assert keys[0] in left and keys[1] not in left
+    assert cache.stats()["bytes"] <= 10_800 and len(left) == 4
+
+
+def test_render_lock_is_exclusive_and_cleans_up(tmp_path):
+    path = tmp_path / "ab" / "k.lock"
+    first = RenderLock.try_acquire(path)
+    assert first is not None
+    assert RenderLock.try_acquire(path) is None
+    first.release()
+    first.release()
+    assert not path.exists()
+    again = RenderLock.try_acquire(path)
+    assert again is not None
+    again.release()
+
+
+def test_claim_waits_for_the_holder_then_hits(tmp_path):
+    cache = ResultCache(tmp_path, 0)
+    key = cache_key("k")
+    lock = cache.claim(key, 1)
+    assert isinstance(lock, RenderLock)
+    assert cache.claim(key, 0.05) is None  # held: gave up waiting
+    with ThreadPoolExecutor(1) as pool:
+        waiter = pool.submit(cache.claim, key, 10)
+        cache.store(key, "text/plain", b"done")
+        lock.release()
+        entry = waiter.result()
+    assert entry.content_type == "text/plain"
+    entry.file.close()
+
+
+def test_file_fill_commits_only_when_whole(tmp_path, tool_children):
+    with tool_children():
+        good = TeedPipeline(Pipeline([["printf", "hello"]]), FileFill(tmp_path / "good", b"H\n"))
+        good.wait_for_output()
+        assert b"".join(iter(good.read, b"")) == b"hello"
+        good.close()
+        assert (tmp_path / "good").read_bytes() == b"H\nhello"
+        failing = [sys.executable, "-c", "import sys; print('part'); sys.stdout.flush(); sys.exit(2)"]
+        bad = TeedPipeline(Pipeline([failing]), FileFill(tmp_path / "bad"))
+        bad.wait_for_output()
+        with pytest.raises(Exception, match="exited with status 2"):
+            b"".join(iter(bad.read, b""))
+        bad.close()
+        cut = TeedPipeline(Pipeline([["yes"]]), FileFill(tmp_path / "cut"))
+        cut.read(1000)
+        cut.close()  # the client left: killed, nothing kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good"]
+
+
+def test_pillow_results_are_cached_and_served_from_the_cache(client, photos, settings, monkeypatch):
+    first = client.get("/hd.jpg?size=200x100&format=webp")
+    made = read(first)
+    entries = list(result_cache().entries())
+    assert len(entries) == 1
+    monkeypatch.setattr("transforms.views.render_image", lambda *a: pytest.fail("rendered again"))
+    hit = client.get("/hd.jpg?size=200x100&format=webp")
+    assert hit["Content-Type"] == "image/webp"
+    assert read(hit) == made
+    assert decode(made).size == (178, 100)
+
+
+def test_failed_renders_leave_nothing(client, media_root, settings):
+    (media_root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    response = client.get("/broken.jpg?size=10x10")
+    assert response.status_code in (415, 422)
+    assert cache_files(Path(settings.TRANSFORMS_CACHE_DIR)) == []
+
+
+def test_cache_can_be_turned_off(client, photos, settings):
+    settings.TRANSFORMS_CACHE = False
+    read(client.get("/hd.jpg?size=20x20"))
+    assert cache_files(Path(settings.TRANSFORMS_CACHE_DIR)) == []
+
+
+# --- through a real gunicorn -----------------------------------------------------
+
+COUNTING_TOOL = """#!/bin/sh
+echo "$$" >> "{count}"
+sleep 0.3
+exec cat "{media}/$1"
+"""
+
+
+@pytest.fixture
+def counting_tool(tmp_path) -> tuple[Path, bytes]:
+    media = tmp_path / "media"
+    media.mkdir(exist_ok=True)
+    data = os.urandom(2 << 20)
+    (media / "out.bin").write_bytes(data)
+    tool = tmp_path / "tool"
+    tool.write_text(COUNTING_TOOL.format(count=tmp_path / "count", media=media))
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    return tmp_path / "count", data
+
+
+def invocations(count: Path) -> int:
+    return len(count.read_text().split()) if count.exists() else 0
+
+
+def test_twenty_identical_requests_on_two_workers_make_one_render(gunicorn_factory, tmp_path, counting_tool):
+    count, data = counting_tool
+    server = gunicorn_factory(
+        {"MEDIA_ROOT": str(tmp_path / "media"), "DJANGO_SETTINGS_MODULE": "tests.splice_settings",
+         "LOG_LEVEL": "DEBUG"},
+        workers=2,
+        threads=12,
+    )
+    assert wait_until(lambda: len(server.worker_pids()) == 2)
+
+    def fetch(_: int) -> bytes:
+        return requests.get(f"{server.url}/_test/cached/out.bin", timeout=60).content
+
+    with ThreadPoolExecutor(20) as pool:
+        bodies = list(pool.map(fetch, range(20)))
+    assert all(body == data for body in bodies)
+    assert invocations(count) == 1
+    log = log_text(tmp_path)
+    assert "tee'd them into a file" in log  # the first response filled the cache with tee + splice
+    assert log.count("result cache miss") == 1
+    entry = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert len(entry) == 1 and entry[0].read_bytes() == MAGIC + b"application/x-test\n" + data
+    # hits are files: Range works on them
+    part = requests.get(f"{server.url}/_test/cached/out.bin", headers={"Range": "bytes=10-19"}, timeout=10)
+    assert part.status_code == 206 and part.content == data[10:20]
+
+
+def test_twenty_identical_pillow_requests_on_two_workers_render_once(gunicorn_factory, tmp_path):
+    from tests import media_factory
+
+    root = tmp_path / "media"
+    media_factory.save(media_factory.photo(4000, 3000), root / "big.jpg", quality=90)
+    server = gunicorn_factory({"MEDIA_ROOT": str(root)}, workers=2, threads=12)
+    assert wait_until(lambda: len(server.worker_pids()) == 2)
+    url = f"{server.url}/big.jpg?size=300x200&fit=cover"
+    with ThreadPoolExecutor(20) as pool:
+        bodies = list(pool.map(lambda _: requests.get(url, timeout=60).content, range(20)))
+    assert len(set(bodies)) == 1 and decode(bodies[0]).size == (300, 200)
+    assert log_text(tmp_path).count("result cache miss") == 1
+
+
+def test_a_client_leaving_or_a_failing_tool_leaves_no_partial_entry(gunicorn_factory, tmp_path, counting_tool):
+    count, data = counting_tool
+    media = tmp_path / "media"
+    (media / "huge.bin").write_bytes(os.urandom(40 << 20))
+    server = start(gunicorn_factory, tmp_path)
+    worker = server.worker_pids()[0]
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    raw.sendall(b"GET /_test/cached/huge.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    raw.recv(65536)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    raw.close()
+    assert wait_until(lambda: "client went away" in log_text(tmp_path))
+    assert wait_until(lambda: children(worker) == [])
+    assert cache_files(tmp_path / "cache") == []
+    # a tool that fails after some output: the client sees a truncated body, the cache gets nothing
+    (tmp_path / "tool").write_text("#!/bin/sh\nhead -c 100000 /dev/zero\nexit 3\n")
+    client = RawClient(server.port)
+    client.request("GET", "/_test/cached/out.bin")
+    with pytest.raises(EOFError):
+        client.response()
+    client.close()
+    assert wait_until(lambda: "the tool failed" in log_text(tmp_path))
+    assert cache_files(tmp_path / "cache") == []
+    assert "Traceback" not in log_text(tmp_path)
+
+
+def children(pid: int) -> list[int]:
+    from tests.conftest import children as descendants
+
+    return descendants(pid)

@@ -1,0 +1,225 @@
+"""The splice gunicorn worker over real sockets: framing, keep-alive, HEAD, stalls, failures, disconnects."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+
+from tests.conftest import children, open_fds
+
+
+@pytest.fixture
+def blob(tmp_path) -> bytes:
+    root = tmp_path / "media"
+    root.mkdir(exist_ok=True)
+    data = os.urandom(3 << 20) + b"tail"
+    (root / "blob.bin").write_bytes(data)
+    return data
+
+
+def start(gunicorn_factory, tmp_path, **env):
+    return gunicorn_factory(
+        {
+            "MEDIA_ROOT": str(tmp_path / "media"),
+            "DJANGO_SETTINGS_MODULE": "tests.splice_settings",
+            "LOG_LEVEL": "DEBUG",
+            **env,
+        }
+    )
+
+
+def log_text(tmp_path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("gunicorn-*.log")))
+
+
+class RawClient:
+    """An HTTP/1.x client on one socket that parses exactly one response at a time."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.buffer = b""
+
+    def request(self, method: str, target: str, version: str = "1.1", headers: str = "") -> None:
+        self.sock.sendall(f"{method} {target} HTTP/{version}\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(1 << 20)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def _take_line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            if not self._fill():
+                raise EOFError("connection closed")
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def _take(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            if not self._fill():
+                raise EOFError("connection closed")
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def response(self, head: bool = False) -> tuple[int, dict[str, str], bytes]:
+        status = int(self._take_line().split()[1])
+        headers: dict[str, str] = {}
+        while line := self._take_line():
+            name, value = line.decode("latin-1").split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+        if head or status == 304:
+            return status, headers, b""
+        if headers.get("transfer-encoding") == "chunked":
+            body = bytearray()
+            while size := int(self._take_line(), 16):
+                body += self._take(size)
+                assert self._take_line() == b""
+            assert self._take_line() == b""
+            return status, headers, bytes(body)
+        if "content-length" in headers:
+            return status, headers, self._take(int(headers["content-length"]))
+        while self._fill():
+            pass
+        body, self.buffer = self.buffer, b""
+        return status, headers, body
+
+    def closed_by_peer(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode", ["os", "ctypes"])
+def test_chunked_length_and_close_delimited_framing_with_keepalive(gunicorn_factory, tmp_path, blob, mode):
+    server = start(gunicorn_factory, tmp_path, STREAMING_SPLICE=mode)
+    client = RawClient(server.port)
+    client.request("GET", "/_test/cat/blob.bin")
+    status, headers, body = client.response()
+    assert status == 200 and headers["transfer-encoding"] == "chunked"
+    assert body == blob
+    # the same connection serves the next request: a known Content-Length this time
+    client.request("GET", "/_test/cat/blob.bin?length=1")
+    status, headers, body = client.response()
+    assert headers["content-length"] == str(len(blob)) and "transfer-encoding" not in headers
+    assert body == blob
+    # and a third: a file (sendfile), proving the connection is still in step
+    client.request("GET", "/blob.bin")
+    status, headers, body = client.response()
+    assert status == 200 and body == blob
+    client.close()
+    # HTTP/1.0: close-delimited
+    old = RawClient(server.port)
+    old.request("GET", "/_test/cat/blob.bin", version="1.0")
+    status, headers, body = old.response()
+    assert "content-length" not in headers and "transfer-encoding" not in headers
+    assert body == blob
+    old.close()
+    log = log_text(tmp_path)
+    binding = {"os": "os_splice", "ctypes": "ctypes_splice"}[mode]
+    for framing in ("chunked", "content-length", "close-delimited"):
+        assert f"spliced {len(blob)} bytes with {binding} ({framing})" in log
+    assert "Traceback" not in log
+
+
+def test_head_has_no_body_and_keeps_the_connection(gunicorn_factory, tmp_path, blob):
+    server = start(gunicorn_factory, tmp_path)
+    client = RawClient(server.port)
+    client.request("HEAD", "/_test/cat/blob.bin")
+    status, headers, _ = client.response(head=True)
+    assert status == 200
+    client.request("HEAD", "/blob.bin")
+    status, headers, _ = client.response(head=True)
+    assert status == 200 and headers["content-length"] == str(len(blob))
+    client.request("GET", "/_test/cat/blob.bin")
+    status, _, body = client.response()
+    assert body == blob  # nothing of the HEAD responses leaked into this one
+    client.close()
+    worker = server.worker_pids()[0]
+    assert wait_until(lambda: children(worker) == [])
+
+
+def test_splice_off_falls_back_to_copying_the_same_bytes(gunicorn_factory, tmp_path, blob):
+    server = start(gunicorn_factory, tmp_path, STREAMING_SPLICE="off")
+    client = RawClient(server.port)
+    client.request("GET", "/_test/cat/blob.bin")
+    assert client.response()[2] == blob
+    client.close()
+    assert "spliced" not in log_text(tmp_path)
+
+
+def test_a_tool_failing_mid_stream_truncates_visibly(gunicorn_factory, tmp_path, blob):
+    server = start(gunicorn_factory, tmp_path)
+    client = RawClient(server.port)
+    client.request("GET", "/_test/fail/blob.bin")
+    with pytest.raises(EOFError):
+        client.response()  # no terminating chunk: the client can tell the body is incomplete
+    client.close()
+    log = log_text(tmp_path)
+    assert wait_until(lambda: "the tool failed" in log_text(tmp_path))
+    log = log_text(tmp_path)
+    assert log.count("stream ended early") == 1
+    assert "Traceback" not in log
+
+
+def test_a_stalled_tool_and_a_client_that_never_reads_free_the_thread(gunicorn_factory, tmp_path, blob):
+    server = start(gunicorn_factory, tmp_path, STREAMING_STALL_TIMEOUT="1")
+    worker = server.worker_pids()[0]
+    started = time.monotonic()
+    silent = RawClient(server.port)
+    silent.request("GET", "/_test/stall")
+    with pytest.raises(EOFError):
+        silent.response()
+    assert time.monotonic() - started < 15
+    silent.close()
+    # a client that never reads: the socket buffers fill, the send stalls, the tool is killed
+    lazy = socket.create_connection(("127.0.0.1", server.port))
+    lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    lazy.sendall(b"GET /_test/zero/1000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert wait_until(lambda: "the client stopped reading" in log_text(tmp_path), timeout=30)
+    assert wait_until(lambda: children(worker) == [])
+    lazy.close()
+    log = log_text(tmp_path)
+    assert "the tool produced nothing in time" in log
+    assert "Traceback" not in log
+
+
+def test_200_disconnects_leave_no_child_zombie_or_fd(gunicorn_factory, tmp_path, blob):
+    server = start(gunicorn_factory, tmp_path, LOG_LEVEL="INFO")
+    worker = server.worker_pids()[0]
+    warm = RawClient(server.port)
+    warm.request("GET", "/_test/zero/1000")
+    assert warm.response()[2] == b"\0" * 1000
+    warm.close()
+    assert wait_until(lambda: children(worker) == [])
+    baseline = open_fds(worker)
+    for _ in range(200):
+        raw = socket.create_connection(("127.0.0.1", server.port))
+        raw.sendall(b"GET /_test/zero/1000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        raw.recv(65536)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        raw.close()
+    assert wait_until(lambda: children(worker) == [] and open_fds(worker) <= baseline, timeout=20), (
+        children(worker), open_fds(worker), baseline)
+    check = RawClient(server.port)
+    check.request("GET", "/_test/cat/blob.bin")
+    assert check.response()[2] == blob
+    check.close()
+    log = log_text(tmp_path)
+    assert "Traceback" not in log
+    assert log.count("client went away") >= 150  # one line each (a few end before the first splice)
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
