@@ -1,0 +1,346 @@
+"""Thumbnail throughput and CPU per request: mediasite's engines under gunicorn vs thumbor vs in-process.
+
+    flock /tmp/mediasite-bench.lock .venv/bin/python bench/thumbnails.py [--duration 4] [--runs 3]
+
+For a 1920x1080 and a 4000x3000 baseline JPEG (drawn photo-like: gradients,
+shapes and grain, so the entropy coder has real work) -> 300x200 contain and
+cover, it runs wrk against:
+
+* mediasite under gunicorn (2 gthread workers on loopback), once per engine;
+* thumbor 7 (from PyPI, in its own virtualenv under var/bench/, result storage
+  and storage off, file loader), as two single-process instances, each driven
+  by its own wrk with half the connections (round robin per connection, with no
+  proxy process taking CPU from the two cores);
+* the same transform in-process in a loop (the ceiling): for pillow the engine
+  call alone; for the tool engines the pipeline alone, without HTTP.
+
+Server CPU per request comes from /proc/<pid>/stat (utime+stime of the server
+processes, plus cutime+cstime: the tools the workers reaped), read before and
+after each run. Peak RSS is VmHWM of each server process at the end. Each cell is
+the median of ``--runs`` runs. Nothing here is a test: it prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediasite.settings")
+
+WORK = PROJECT / "var" / "bench"
+MEDIA = WORK / "media"
+THUMBOR_VENV = WORK / "thumbor-venv"
+TICK = os.sysconf("SC_CLK_TCK")
+SOURCES = {"1920x1080": (1920, 1080), "4000x3000": (4000, 3000)}
+FITS = {"contain": "", "cover": "&fit=cover"}
+THUMBOR_PATHS = {"contain": "/unsafe/fit-in/300x200/", "cover": "/unsafe/300x200/"}
+
+
+# --- sources -------------------------------------------------------------------------------
+
+def photo_like(width: int, height: int):
+    """A baseline JPEG's worth of picture: smooth gradients, hard edges and grain, like a photo."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    base = Image.merge("RGB", [
+        Image.linear_gradient("L").resize((width, height)),
+        Image.radial_gradient("L").resize((width, height)),
+        Image.linear_gradient("L").rotate(90).resize((width, height)),
+    ])
+    draw = ImageDraw.Draw(base)
+    for i in range(40):
+        x, y = (i * 7919) % width, (i * 104729) % height
+        r = (width // 12) * (1 + i % 3)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=((i * 53) % 256, (i * 97) % 256, (i * 31) % 256))
+    grain = Image.effect_noise((width // 4, height // 4), 48).resize((width, height)).filter(ImageFilter.BLUR)
+    return Image.blend(base, Image.merge("RGB", [grain] * 3), 0.25)
+
+
+def make_sources() -> None:
+    MEDIA.mkdir(parents=True, exist_ok=True)
+    for name, size in SOURCES.items():
+        path = MEDIA / f"{name}.jpg"
+        if not path.exists():
+            photo_like(*size).save(path, "JPEG", quality=90, progressive=False)
+
+
+# --- process accounting ----------------------------------------------------------------------
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime+stime+cutime+cstime of ``pids`` (children they reaped are in the last two)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += sum(int(value) for value in fields[11:15])
+    return total / TICK
+
+
+def peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    table[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = [], {pid}
+    while frontier:
+        frontier = {child for child, parent in table.items() if parent in frontier}
+        found += sorted(frontier)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.args}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# --- load --------------------------------------------------------------------------------------
+
+WRK_LINE = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, duration: float, connections: int) -> subprocess.Popen:
+    argv = ["wrk", "--latency", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{max(1, round(duration))}s", url]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def parse_wrk(output: str) -> dict:
+    found = re.search(r"(\d+) requests in", output)
+    if found is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    requests = int(found.group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    latency = {int(p): float(v) * UNITS[u] for p, v, u in WRK_LINE.findall(output)}
+    return {"requests": requests, "bad": int(bad.group(1)) if bad else 0, "p50": latency[50], "p99": latency[99]}
+
+
+def measure(urls: list[str], pids: list[int], duration: float, connections: int) -> dict:
+    """One run: wrk on every URL at once (connections split), CPU of ``pids`` over the run."""
+    cpu_before, started = cpu_seconds(pids), time.monotonic()
+    loads = [wrk(url, duration, connections // len(urls)) for url in urls]
+    results = [parse_wrk(load.communicate()[0]) for load in loads]
+    elapsed, cpu = time.monotonic() - started, cpu_seconds(pids) - cpu_before
+    requests = sum(r["requests"] for r in results)
+    return {
+        "rps": requests / duration,
+        "p50": statistics.mean(r["p50"] for r in results),
+        "p99": max(r["p99"] for r in results),
+        "cpu_ms": 1000 * cpu / max(1, requests),
+        "bad": sum(r["bad"] for r in results),
+        "elapsed": elapsed,
+    }
+
+
+def median_of(runs: list[dict]) -> dict:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "MEDIA_ROOT": str(MEDIA), "GUNICORN_BIND": f"127.0.0.1:{port}",
+           "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": "8", "GUNICORN_ACCESSLOG": "",
+           "GUNICORN_LOGLEVEL": "warning", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "TRANSFORMS_CONCURRENCY": "16"}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py",
+                                "mediasite.wsgi"], cwd=PROJECT, env=env)
+    wait_port(port, process)
+    time.sleep(1)
+    return process
+
+
+THUMBOR_CONF = """
+LOADER = 'thumbor.loaders.file_loader'
+FILE_LOADER_ROOT_PATH = {root!r}
+STORAGE = 'thumbor.storages.no_storage'
+RESULT_STORAGE = 'thumbor.result_storages.no_storage'
+ALLOW_UNSAFE_URL = True
+QUALITY = 85
+AUTO_WEBP = False
+RESPECT_ORIENTATION = True
+"""
+
+
+def thumbor_ready() -> str | None:
+    """Why thumbor cannot run, or None. It is installed into its own virtualenv on first use."""
+    binary = THUMBOR_VENV / "bin" / "thumbor"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(THUMBOR_VENV)], check=True)
+        result = subprocess.run([str(THUMBOR_VENV / "bin" / "pip"), "install", "-q", "thumbor>=7.7,<8"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            return "pip install thumbor failed: " + result.stderr.strip()[-300:]
+    return None
+
+
+def start_thumbor(port: int) -> subprocess.Popen:
+    conf = WORK / "thumbor.conf"
+    conf.write_text(THUMBOR_CONF.format(root=str(MEDIA)))
+    process = subprocess.Popen([str(THUMBOR_VENV / "bin" / "thumbor"), "-p", str(port), "-i", "127.0.0.1",
+                                "-c", str(conf), "-l", "error", "--processes", "1"])
+    wait_port(port, process)
+    return process
+
+
+# --- in-process ceiling ----------------------------------------------------------------------
+
+def in_process_ms(engine_name: str, source_name: str, fit: str, loops: int) -> float:
+    """CPU milliseconds of one transform without HTTP: the engine (and its tools) alone."""
+    import django
+    from django.conf import settings
+
+    django.setup()
+    settings.MEDIA_ROOT = MEDIA
+    from transforms.engines import ENGINES, ImageJob
+    from transforms.geometry import plan_for
+    from transforms.sources import probe_image, resolve
+    from transforms.spec import parse_query
+
+    engine = ENGINES[engine_name]
+    source = resolve(f"{source_name}.jpg")
+    spec = parse_query({"size": ["300x200"], **({"fit": ["cover"]} if fit == "cover" else {})})
+    info = probe_image(source)
+    job = ImageJob(source, info, plan_for((info.width, info.height), spec, 4096), "jpeg", 85, "ffffff")
+
+    def once() -> None:
+        result = engine.render(job, deadline=30, on_close=lambda: None)
+        if not isinstance(result, bytes):
+            with result:
+                result.wait_for_output()
+                while result.read():
+                    pass
+
+    once()
+    samples = []
+    for _ in range(3):
+        self_before = time.process_time()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for _ in range(loops):
+            once()
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        tools = (children_after.ru_utime + children_after.ru_stime) - (
+            children_before.ru_utime + children_before.ru_stime)
+        samples.append(1000 * (time.process_time() - self_before + tools) / loops)
+    return statistics.median(samples)
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--engines", default="pillow,convert,cjpeg")
+    parser.add_argument("--no-thumbor", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed")
+    make_sources()
+    rows = []
+
+    for engine in args.engines.split(","):
+        port = free_port()
+        server = start_gunicorn(port, args.workers)
+        try:
+            pids = [server.pid, *descendants(server.pid)]
+            workers = [pid for pid in pids if pid != server.pid]
+            for source in SOURCES:
+                for fit, query in FITS.items():
+                    url = f"http://127.0.0.1:{port}/{source}.jpg?size=300x200{query}&engine={engine}"
+                    measure([url], pids, 1.0, args.connections)  # warm up
+                    runs = [measure([url], pids, args.duration, args.connections) for _ in range(args.runs)]
+                    ceiling = in_process_ms(engine, source, fit, 20 if source == "1920x1080" else 8)
+                    rows.append((f"mediasite {engine}", source, fit, median_of(runs), ceiling))
+            rss = max(peak_rss_mib(pid) for pid in workers)
+            rows = [row if len(row) == 6 or not row[0].endswith(engine) else (*row, rss) for row in rows]
+        finally:
+            stop(server)
+
+    thumbor_problem = None if not args.no_thumbor else "skipped (--no-thumbor)"
+    if thumbor_problem is None:
+        thumbor_problem = thumbor_ready()
+    if thumbor_problem is None:
+        ports = [free_port(), free_port()]
+        instances = [start_thumbor(port) for port in ports]
+        try:
+            pids = [instance.pid for instance in instances]
+            for source in SOURCES:
+                for fit, path in THUMBOR_PATHS.items():
+                    urls = [f"http://127.0.0.1:{port}{path}{source}.jpg" for port in ports]
+                    measure(urls, pids, 1.0, args.connections)
+                    runs = [measure(urls, pids, args.duration, args.connections) for _ in range(args.runs)]
+                    rows.append(("thumbor 2x1 process", source, fit, median_of(runs), None))
+            rss = max(peak_rss_mib(pid) for pid in pids)
+            rows = [(*row, rss) if len(row) == 5 else row for row in rows]
+        finally:
+            for instance in instances:
+                stop(instance)
+
+    print_table(rows, args)
+    if thumbor_problem:
+        print(f"\nthumbor: {thumbor_problem}")
+
+
+def print_table(rows: list[tuple], args: argparse.Namespace) -> None:
+    print(f"\n{args.runs} runs x {args.duration:g}s, {args.connections} connections, "
+          f"gunicorn {args.workers} gthread workers; medians\n")
+    print("| server | source | fit | req/s | p50 ms | p99 ms | server CPU ms/req | in-process ms | ratio | "
+          "peak RSS/worker MiB | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, source, fit, result, ceiling, rss in rows:
+        ratio = f"{result['cpu_ms'] / ceiling:.2f}" if ceiling else "-"
+        print(f"| {name} | {source} | {fit} | {result['rps']:.0f} | {result['p50']:.1f} | {result['p99']:.1f} | "
+              f"{result['cpu_ms']:.1f} | {f'{ceiling:.1f}' if ceiling else '-'} | {ratio} | {rss:.0f} | "
+              f"{result['bad']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
