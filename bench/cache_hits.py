@@ -104,6 +104,7 @@ def main() -> None:
     )
     (root / "nginx.conf").write_text(NGINX_CONF.format(workers=cores, root=root, port=nginx_port))
     server = subprocess.Popen([nginx, "-p", str(root), "-c", str(root / "nginx.conf")])
+    floor = None
     try:
         thumb = f"http://127.0.0.1:{gunicorn_port}/photo.jpg?size=300x200&fit=cover"
         wait_for(thumb)  # renders it once: every request after this is a cache hit
@@ -112,13 +113,23 @@ def main() -> None:
         (root / "static" / "thumb.jpg").write_bytes(body)
         static = f"http://127.0.0.1:{nginx_port}/thumb.jpg"
         wait_for(static)
+        floor_port = free_port()
+        floor = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "bench.static_wsgi"],
+            cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**env, "GUNICORN_BIND": f"127.0.0.1:{floor_port}",
+                 "BENCH_STATIC_FILE": str(root / "static" / "thumb.jpg")},
+        )
+        bare = f"http://127.0.0.1:{floor_port}/thumb.jpg"
+        wait_for(bare)
         served = subprocess.run(["curl", "-s", thumb], capture_output=True, check=True).stdout
         assert served == body, "gunicorn did not serve the cached bytes"
-        ours, theirs = [], []
+        ours, theirs, floors = [], [], []
         for _ in range(args.runs):
             ours.append(wrk(thumb, args.seconds))
             theirs.append(wrk(static, args.seconds))
-        mine, nginx_rate = statistics.median(ours), statistics.median(theirs)
+            floors.append(wrk(bare, args.seconds))
+        mine, nginx_rate, floor_rate = statistics.median(ours), statistics.median(theirs), statistics.median(floors)
         print(f"\nCached 300x200 thumbnail ({len(body)} bytes), wrk -t2 -c32 -d{args.seconds}s, "
               f"median of {args.runs} runs, {cores} cores shared by client and server\n")
         print("| server | requests/s | % of nginx |")
@@ -126,7 +137,12 @@ def main() -> None:
         share = 100 * mine / nginx_rate
         print(f"| mediasite cache hit (gunicorn, {cores} workers, sendfile) | {mine:.0f} | {share:.0f}% |")
         print(f"| nginx static file ({cores} workers, sendfile) | {nginx_rate:.0f} | 100% |")
+        print(f"| reference: gunicorn, same config, a 5-line WSGI app answering from memory | {floor_rate:.0f} | "
+              f"{100 * floor_rate / nginx_rate:.0f}% |")
     finally:
+        if floor is not None:
+            floor.terminate()
+            floor.wait(timeout=20)
         server.terminate()
         server.wait(timeout=10)
         gunicorn.terminate()

@@ -223,3 +223,23 @@ def wait_until(condition, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return condition()
+
+
+def test_tls_falls_back_to_copying(gunicorn_factory, tmp_path, blob):
+    import subprocess
+
+    import requests
+    import urllib3
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    server = start(gunicorn_factory, tmp_path, GUNICORN_CMD_ARGS=f"--certfile {cert} --keyfile {key}")
+    urllib3.disable_warnings()
+    response = requests.get(f"https://127.0.0.1:{server.port}/_test/cat/blob.bin", verify=False, timeout=20)
+    assert response.content == blob
+    log = log_text(tmp_path)
+    assert "spliced" not in log and "Traceback" not in log
