@@ -154,8 +154,9 @@ def test_splice_off_falls_back_to_copying_the_same_bytes(gunicorn_factory, tmp_p
     assert "spliced" not in log_text(tmp_path)
 
 
-def test_a_tool_failing_mid_stream_truncates_visibly(gunicorn_factory, tmp_path, blob):
-    server = start(gunicorn_factory, tmp_path)
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_a_tool_failing_mid_stream_truncates_visibly(gunicorn_factory, tmp_path, blob, mode):
+    server = start(gunicorn_factory, tmp_path, STREAMING_SPLICE=mode)
     client = RawClient(server.port)
     client.request("GET", "/_test/fail/blob.bin")
     with pytest.raises(EOFError):
@@ -168,8 +169,9 @@ def test_a_tool_failing_mid_stream_truncates_visibly(gunicorn_factory, tmp_path,
     assert "Traceback" not in log
 
 
-def test_a_stalled_tool_and_a_client_that_never_reads_free_the_thread(gunicorn_factory, tmp_path, blob):
-    server = start(gunicorn_factory, tmp_path, STREAMING_STALL_TIMEOUT="1")
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_a_stalled_tool_and_a_client_that_never_reads_free_the_thread(gunicorn_factory, tmp_path, blob, mode):
+    server = start(gunicorn_factory, tmp_path, STREAMING_STALL_TIMEOUT="1", STREAMING_SPLICE=mode)
     worker = server.worker_pids()[0]
     started = time.monotonic()
     silent = RawClient(server.port)
