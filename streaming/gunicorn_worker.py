@@ -16,8 +16,9 @@ When the body carries a ``fill`` (a cache file being written beside the stream,
 see ``streaming.fill``), each chunk is first tee(2)'d into a private pipe and
 spliced from there into the file, so the cache fill is zero-copy too.
 
-Everything else (TLS, HTTP/2, regular files, splice turned off) goes through
-gunicorn's own path: sendfile for files, 1 MiB reads for pipes (``PipeResponse``).
+Pipes that cannot be spliced (TLS, splice turned off) are copied in the body's
+block size (1 MiB for ``PipeResponse``) under the same timeouts and endings;
+regular files keep gunicorn's own path (sendfile); HTTP/2 never reaches this class.
 
 Every wait is bounded by ``STREAMING_STALL_TIMEOUT`` (and a ``Pipeline``'s own
 deadline): gunicorn has no send timeout, so without it a client that stops
@@ -48,7 +49,7 @@ from gunicorn.http import wsgi
 from gunicorn.workers.gthread import ThreadWorker
 
 from . import splice as splicing
-from .pipeline import F_SETPIPE_SZ, PIPE_SIZE
+from .pipeline import F_SETPIPE_SZ, PIPE_SIZE, PipelineError
 
 logger = logging.getLogger("streaming.splice")
 
@@ -87,7 +88,10 @@ class SpliceResponse(wsgi.Response):
         filelike = respiter.filelike
         splice = self.splice_for(filelike)
         if splice is None:
-            super().write_file(respiter)
+            if is_fifo(filelike):
+                self.copy_pipe(respiter)
+            else:
+                super().write_file(respiter)
             return
         self.send_headers()
         if self._omits_body:
@@ -104,6 +108,47 @@ class SpliceResponse(wsgi.Response):
             self.abort(filelike, f"client went away ({errno.errorcode.get(exc.errno, exc.errno)})")
         finally:
             self.sock.settimeout(None)
+
+    def copy_pipe(self, respiter) -> None:
+        """The copying fallback for pipes (TLS, splice off), under the same stall timeout and endings."""
+        filelike = respiter.filelike
+        stall = stall_timeout()
+        self.send_headers()
+        if self._omits_body:
+            return
+        self.sock.settimeout(stall)
+        try:
+            self.copy_blocks(filelike, getattr(respiter, "blksize", PIPE_SIZE), stall)
+        except StreamAborted as exc:
+            self.abort(filelike, str(exc))
+        except TimeoutError:
+            self.abort(filelike, "the client stopped reading")
+        except PipelineError as exc:
+            self.abort(filelike, f"the tool failed: {exc.reason}")
+        except OSError as exc:
+            if exc.errno not in CLIENT_GONE:
+                raise
+            self.abort(filelike, f"client went away ({errno.errorcode.get(exc.errno, exc.errno)})")
+        finally:
+            self.sock.settimeout(None)
+
+    def copy_blocks(self, filelike, block_size: int, stall: float) -> None:
+        fd = filelike.fileno()
+        pipeline_deadline = getattr(filelike, "deadline", None)
+        while True:
+            deadline = time.monotonic() + stall
+            if pipeline_deadline is not None and pipeline_deadline < deadline:
+                deadline = pipeline_deadline
+            try:
+                splicing.wait_for(fd, select.POLLIN, deadline)
+            except splicing.Stalled:
+                raise StreamAborted("the tool produced nothing in time") from None
+            chunk = filelike.read(block_size)
+            if not chunk:
+                break
+            self.write(chunk)
+        if self.response_length is not None and self.sent < self.response_length:
+            raise StreamAborted(f"the body ended {self.response_length - self.sent} bytes short")
 
     def splice_for(self, filelike: object) -> splicing.SpliceCall | None:
         if self.cfg.is_ssl or isinstance(self.sock, ssl.SSLSocket) or not is_fifo(filelike):

@@ -17,6 +17,7 @@ from tests import media_factory
 from tests.conftest import PROJECT
 from tests.media_factory import decode
 from transforms.cache import MAGIC
+from transforms.engines.base import CommandEngine
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +83,39 @@ def test_ctrl_c_stops_cleanly_with_nothing_half_written(tmp_path):
     assert [p.name for p in cache.rglob("*") if p.is_file() and p not in made] == []  # no temp, no lock file
     for entry in made:
         assert decode(body_of(entry)).size in ((300, 200), (180, 120))
+
+
+class CatEngine(CommandEngine):
+    """A stand-in tool engine (the real convert/cjpeg engines live elsewhere): ``cat`` of the source."""
+
+    name = "convert"
+    input_formats = frozenset({"jpeg", "png"})
+    output_formats = frozenset({"jpeg", "png"})
+
+    def commands(self, job) -> list[list[str]]:
+        return [["cat"]]
+
+    def tools(self) -> list[str]:
+        return ["cat"]
+
+
+def test_tool_engine_results_stream_into_the_cache_and_warm_in_threads(client, photos, settings, monkeypatch,
+                                                                       capsys, tool_children):
+    from transforms.engines import ENGINES
+
+    monkeypatch.setitem(ENGINES, "convert", CatEngine())
+    cache = Path(settings.TRANSFORMS_CACHE_DIR)
+    original = photos["small"].read_bytes()
+    with tool_children():
+        response = client.get("/small.jpg?engine=convert&size=10x10")
+        assert response.streaming and response["Accept-Ranges"] == "none"  # streamed from the tool
+        assert b"".join(response.streaming_content) == original
+        response.close()
+        assert [body_of(entry) for entry in entries(cache)] == [original]  # filled while streaming
+        hit = client.get("/small.jpg?engine=convert&size=10x10", HTTP_RANGE="bytes=0-9")
+        assert hit.status_code == 206 and b"".join(hit.streaming_content) == original[:10]
+        hit.close()
+        call_command("transforms_cache", "--warm", "engine=convert&size=20x20", "small.jpg", "pic.png")
+    assert "2 made" in capsys.readouterr().out
+    assert sorted(body_of(entry) for entry in entries(cache)) == sorted(
+        [original, original, photos["png"].read_bytes()])

@@ -240,3 +240,12 @@ def children(pid: int) -> list[int]:
     from tests.conftest import children as descendants
 
     return descendants(pid)
+
+
+def test_an_unusable_cache_folder_does_not_fail_requests(client, photos, settings, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    settings.TRANSFORMS_CACHE_DIR = blocker / "cache"
+    response = client.get("/hd.jpg?size=64x64")
+    assert response.status_code == 200
+    assert decode(read(response)).size == (64, 36)

@@ -154,8 +154,9 @@ def test_splice_off_falls_back_to_copying_the_same_bytes(gunicorn_factory, tmp_p
     assert "spliced" not in log_text(tmp_path)
 
 
-def test_a_tool_failing_mid_stream_truncates_visibly(gunicorn_factory, tmp_path, blob):
-    server = start(gunicorn_factory, tmp_path)
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_a_tool_failing_mid_stream_truncates_visibly(gunicorn_factory, tmp_path, blob, mode):
+    server = start(gunicorn_factory, tmp_path, STREAMING_SPLICE=mode)
     client = RawClient(server.port)
     client.request("GET", "/_test/fail/blob.bin")
     with pytest.raises(EOFError):
@@ -168,8 +169,9 @@ def test_a_tool_failing_mid_stream_truncates_visibly(gunicorn_factory, tmp_path,
     assert "Traceback" not in log
 
 
-def test_a_stalled_tool_and_a_client_that_never_reads_free_the_thread(gunicorn_factory, tmp_path, blob):
-    server = start(gunicorn_factory, tmp_path, STREAMING_STALL_TIMEOUT="1")
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_a_stalled_tool_and_a_client_that_never_reads_free_the_thread(gunicorn_factory, tmp_path, blob, mode):
+    server = start(gunicorn_factory, tmp_path, STREAMING_STALL_TIMEOUT="1", STREAMING_SPLICE=mode)
     worker = server.worker_pids()[0]
     started = time.monotonic()
     silent = RawClient(server.port)
@@ -223,3 +225,23 @@ def wait_until(condition, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return condition()
+
+
+def test_tls_falls_back_to_copying(gunicorn_factory, tmp_path, blob):
+    import subprocess
+
+    import requests
+    import urllib3
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    server = start(gunicorn_factory, tmp_path, GUNICORN_CMD_ARGS=f"--certfile {cert} --keyfile {key}")
+    urllib3.disable_warnings()
+    response = requests.get(f"https://127.0.0.1:{server.port}/_test/cat/blob.bin", verify=False, timeout=20)
+    assert response.content == blob
+    log = log_text(tmp_path)
+    assert "spliced" not in log and "Traceback" not in log

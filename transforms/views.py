@@ -169,7 +169,11 @@ def respond_with(
     cache = result_cache()
     if cache is None:
         return fresh_response(produce(), headers)
-    claimed = cache.claim(key, float(conf.CACHE_WAIT))
+    try:
+        claimed = cache.claim(key, float(conf.CACHE_WAIT))
+    except OSError as exc:  # an unwritable or full cache folder must not fail the request
+        logger.warning("result cache unusable, serving uncached: %s", exc)
+        return fresh_response(produce(), headers)
     if claimed is None:
         raise Saturated(retry_after=2)
     if isinstance(claimed, Entry):
@@ -184,6 +188,10 @@ def respond_with(
     if isinstance(rendered.body, Pipeline):
         try:
             fill = cache.fill(key, rendered.content_type)
+        except OSError as exc:
+            lock.release()
+            logger.warning("result cache unusable, streaming uncached: %s", exc)
+            return fresh_response(rendered, headers)
         except BaseException:
             rendered.body.close()
             lock.release()
@@ -197,6 +205,8 @@ def respond_with(
         return fresh_response(Rendered(rendered.content_type, TeedPipeline(rendered.body, fill, done)), headers)
     try:
         cache.store(key, rendered.content_type, rendered.body)
+    except OSError as exc:
+        logger.warning("result cache unusable, not storing: %s", exc)
     finally:
         lock.release()
     return fresh_response(rendered, headers)
