@@ -318,3 +318,41 @@ def test_events_resume_and_stop_after_the_final_state_without_gzip(client, sourc
 
 def test_no_ffmpeg_left_in_this_process():
     assert ffmpeg_processes(os.getpid()) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_during_the_audio_pass_leaves_no_ffmpeg_and_no_temp_audio(client, sources, rq_redis):
+    """In the audio pass MoviePy's ffmpeg outlives the abort until collected: the job must reap it."""
+    import threading
+    import time
+
+    from django.core.cache import cache
+
+    from transforms.progress import cancel_key, read_snapshot
+
+    recipe = {"size": [320, 180], "fps": 12, "clips": [{"title": "long", "duration": 120}],
+              "audio": {"source": "music.mp3", "loop": True}}
+    task_id = client.post("/api/renders/", recipe, content_type="application/json", **AUTH).json()["task_id"]
+    stages: list[str] = []
+
+    def cancel_in_audio_pass() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            snapshot = read_snapshot(task_id) or {}
+            if snapshot.get("stage") == "audio":
+                stages.append("audio")
+                cache.set(cancel_key(task_id), 1)
+                return
+            if snapshot.get("status") in ("complete", "failed", "canceled"):
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=cancel_in_audio_pass)
+    watcher.start()
+    run_worker()
+    watcher.join()
+    assert stages == ["audio"]
+    row = RenderJob.objects.get()
+    assert row.status == "canceled" and "during audio" in row.error, row.error
+    assert ffmpeg_processes(os.getpid()) == []
+    assert [p for p in (sources / "renders").rglob("*") if p.is_file()] == []
