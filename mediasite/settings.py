@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "streaming",
     "transforms",
+    "django_rq",
 ]
 
 MIDDLEWARE = [
@@ -168,6 +169,38 @@ STREAMING_STALL_TIMEOUT = env_int("STREAMING_STALL_TIMEOUT", 30)
 for _name in ("TRANSFORMS_CACHE", "TRANSFORMS_CACHE_MAX_BYTES", "TRANSFORMS_CACHE_WAIT"):
     if os.environ.get(_name):
         globals()[_name] = env_int(_name, 0) if _name != "TRANSFORMS_CACHE" else env_bool(_name, True)
+
+# --- render jobs (MoviePy on django-rq): meaning in README "Video renders" ---
+# The rq queues live in the same Redis as the cache. Jobs are enqueued by
+# transforms.jobs with an id chosen first, so no commit-mode deferral applies.
+RENDER_QUEUE = env("RENDER_QUEUE", "renders")
+RQ_QUEUES = {
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},
+    RENDER_QUEUE: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
+}
+RQ = {"COMMIT_MODE": "auto"}
+# Seconds a render may run before rq stops it, and how often a failed render is retried.
+RENDER_JOB_TIMEOUT = env_int("RENDER_JOB_TIMEOUT", 1800)
+RENDER_RETRIES = env_int("RENDER_RETRIES", 0)
+RENDER_RETRY_INTERVAL = env_int("RENDER_RETRY_INTERVAL", 30)
+# A render whose worker has not said it is alive for this many seconds is abandoned (failed).
+RENDER_HEARTBEAT_TIMEOUT = env_int("RENDER_HEARTBEAT_TIMEOUT", 15)
+# Seconds between comment lines on an idle event stream (keeps proxies from cutting it).
+RENDER_SSE_HEARTBEAT = float(env("RENDER_SSE_HEARTBEAT", "15"))
+# Shortest gap, in seconds, between two progress writes to the cache.
+RENDER_PROGRESS_INTERVAL = float(env("RENDER_PROGRESS_INTERVAL", "0.25"))
+# The font file title cards are drawn with.
+RENDER_FONT = env("RENDER_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+# x264 speed/size trade-off for mp4 renders, and ffmpeg threads per render (0: ffmpeg decides).
+RENDER_X264_PRESET = env("RENDER_X264_PRESET", "veryfast")
+RENDER_THREADS = env_int("RENDER_THREADS", 0)
+# Limits a recipe must stay inside.
+RENDER_MAX_DIMENSION = env_int("RENDER_MAX_DIMENSION", 3840)
+RENDER_MAX_FPS = env_int("RENDER_MAX_FPS", 60)
+RENDER_MAX_SECONDS = env_int("RENDER_MAX_SECONDS", 600)
+RENDER_MAX_CLIPS = env_int("RENDER_MAX_CLIPS", 100)
+# A shared secret for API clients that have no staff session ("Authorization: Bearer <token>"); empty: off.
+RENDER_API_TOKEN = env("RENDER_API_TOKEN")
 
 LOGGING = {
     "version": 1,

@@ -3,10 +3,15 @@
 from django.contrib import admin
 from django.urls import path
 
+from transforms import api as render_api
 from transforms import views as media_views
 
 urlpatterns = [
     path("", media_views.index, name="index"),
     path("admin/", admin.site.urls),
+    path("api/renders/", render_api.submit, name="render-submit"),
+    path("api/renders/<str:render_id>", render_api.status, name="render-status"),
+    path("api/renders/<str:render_id>/events", render_api.events, name="render-events"),
+    path("api/renders/<str:render_id>/cancel", render_api.cancel, name="render-cancel"),
     path("<path:path>", media_views.media, name="media"),
 ]

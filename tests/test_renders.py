@@ -1,0 +1,358 @@
+"""Render jobs in-process: recipe validation, the API against a real Redis, a real rq SimpleWorker
+running MoviePy, SSE framing, and Redis being down. The multi-process cases are in test_renders_live.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from rq import SimpleWorker
+
+from streaming.sse import EventStream
+from tests.render_helpers import TOKEN, ffmpeg_processes, ffprobe, make_sources, small_recipe
+from transforms import jobs
+from transforms.models import RenderJob
+from transforms.recipes import InvalidRecipe, validate_recipe
+
+AUTH = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def sources(media_root):
+    make_sources(media_root)
+    return media_root
+
+
+@pytest.fixture
+def rq_redis(redis_url, settings):
+    """The private Redis for the queue too (django-rq would keep a stale connection per process)."""
+    settings.RQ_QUEUES = {name: {"URL": redis_url} for name in ("default", settings.RENDER_QUEUE)}
+    settings.RENDER_API_TOKEN = TOKEN
+    return redis_url
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def run_worker() -> None:
+    SimpleWorker([jobs.render_queue()], connection=jobs.redis_connection()).work(burst=True)
+
+
+# --- recipes --------------------------------------------------------------------------
+
+VALID = [
+    ({"clips": [{"title": "x"}]}, {"size": [1280, 720], "fps": 24, "format": "mp4", "crossfade": 0.0}),
+    ({"size": [320, 180], "fps": 12, "format": "webm", "clips": [{"image": "photo.jpg", "duration": 2}]},
+     {"size": [320, 180], "fps": 12, "format": "webm"}),
+    ({"clips": [{"video": "clips/intro.mp4"}], "audio": {"source": "music.mp3"}}, {"audio": {
+        "source": "music.mp3", "volume": 1.0, "loop": True, "start": 0.0}}),
+]
+
+INVALID = [
+    ({"clips": [{"video": "nope.mp4"}]}, "clips[0].video"),
+    ({"clips": [{"video": "../etc/passwd"}]}, "clips[0].video"),
+    ({"clips": [{"image": "/etc/hostname"}]}, "clips[0].image"),
+    ({"clips": [{"image": "music.mp3"}]}, "clips[0].image"),
+    ({"clips": [{"title": "x", "duration": -1}]}, "clips[0].duration"),
+    ({"clips": [{"video": "clips/intro.mp4", "start": 2, "end": 1}]}, "clips[0].end"),
+    ({"size": [100000, 100000], "clips": [{"title": "x"}]}, "size"),
+    ({"size": [321, 180], "clips": [{"title": "x"}]}, "size"),
+    ({"fps": 0, "clips": [{"title": "x"}]}, "fps"),
+    ({"format": "avi", "clips": [{"title": "x"}]}, "format"),
+    ({"clips": [{"title": "x"}], "colour": 1}, "colour"),
+    ({"clips": [{"title": "x", "blink": True}]}, "clips[0].blink"),
+    ({"clips": [{"title": "x", "image": "photo.jpg"}]}, "clips[0]"),
+    ({"clips": []}, "clips"),
+    ({"clips": [{"title": "x", "duration": 300}] * 3}, "clips"),
+    ({"clips": [{"title": "x", "duration": 1}], "crossfade": 2}, "crossfade"),
+    ({"clips": [{"title": "x", "color": "red"}]}, "clips[0].color"),
+    ({"clips": [{"title": "x"}], "audio": {"source": "music.mp3", "volume": -1}}, "audio.volume"),
+    ({"clips": [{"title": "x"}], "audio": {"file": "music.mp3"}}, "audio.file"),
+    ([1, 2], "recipe"),
+]
+
+
+@pytest.mark.parametrize(("recipe", "expected"), VALID)
+def test_valid_recipes_are_normalised(sources, recipe, expected):
+    normalised = validate_recipe(recipe)
+    for key, value in expected.items():
+        assert normalised[key] == value
+
+
+@pytest.mark.parametrize(("recipe", "field"), INVALID)
+def test_invalid_recipes_name_the_field(sources, recipe, field):
+    with pytest.raises(InvalidRecipe) as caught:
+        validate_recipe(recipe)
+    assert field in caught.value.fields, caught.value.fields
+
+
+def test_symlink_out_of_media_root_is_refused(sources, tmp_path):
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes((sources / "photo.jpg").read_bytes())
+    os.symlink(outside, sources / "link.jpg")
+    with pytest.raises(InvalidRecipe) as caught:
+        validate_recipe({"clips": [{"image": "link.jpg"}]})
+    assert "clips[0].image" in caught.value.fields
+
+
+# --- API and worker in-process ------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bad_recipe_is_400_with_field_errors_and_nothing_is_queued(client, sources, rq_redis):
+    response = client.post("/api/renders/", {"clips": [{"video": "../secret.mp4"}, {"title": "t", "duration": -2}],
+                                             "size": [9, 9], "extra": 1}, content_type="application/json", **AUTH)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid_recipe"
+    assert {"clips[0].video", "clips[1].duration", "size", "extra"} <= set(body["fields"])
+    assert client.post("/api/renders/", b"{not json", content_type="application/json", **AUTH).status_code == 400
+    assert RenderJob.objects.count() == 0
+    assert jobs.render_queue().count == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_needs_staff_or_token(client, sources, rq_redis, django_user_model):
+    assert client.post("/api/renders/", small_recipe(), content_type="application/json").status_code == 401
+    bad = {"HTTP_AUTHORIZATION": "Bearer wrong"}
+    assert client.post("/api/renders/", small_recipe(), content_type="application/json", **bad).status_code == 401
+    user = django_user_model.objects.create_user("plain", password="pw")
+    client.force_login(user)
+    assert client.post("/api/renders/", small_recipe(), content_type="application/json").status_code == 401
+    user.is_staff = True
+    user.save()
+    assert client.post("/api/renders/", small_recipe(), content_type="application/json").status_code == 202
+    assert RenderJob.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_render_end_to_end_with_a_simple_worker(client, sources, rq_redis):
+    response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
+    assert response.status_code == 202, response.content
+    task = response.json()
+    assert (task["state"], task["status"]) == (0, "queued")
+    status_url = response["Location"]
+    assert client.get(status_url, **AUTH).json()["status"] == "queued"
+
+    run_worker()
+    assert ffmpeg_processes(os.getpid()) == []
+
+    done = client.get(status_url, **AUTH).json()
+    assert (done["state"], done["status"], done["progress"], done["error"]) == (1, "complete", 100.0, None), done
+    assert len(done["videos"]) == 1
+    name = done["videos"][0].split("/", 3)[3]
+    output = sources / name
+    probe = ffprobe(output)
+    assert 2.2 <= float(probe["format"]["duration"]) <= 3.0
+    video = [s for s in probe["streams"] if s["codec_type"] == "video"][0]
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 320, 180)
+    assert [s["codec_name"] for s in probe["streams"] if s["codec_type"] == "audio"] == ["aac"]
+    # Served through the normal media path, with ranges.
+    ranged = client.get("/" + name, HTTP_RANGE="bytes=0-99")
+    assert ranged.status_code in (200, 206)
+    assert b"".join(ranged.streaming_content)[4:8] == b"ftyp"
+    # Nothing left but the output: no work dir, no MoviePy temp audio.
+    leftovers = [p.name for p in (sources / "renders").rglob("*") if p.is_file()]
+    assert leftovers == [output.name]
+    row = RenderJob.objects.get()
+    assert (row.status, row.progress, row.attempts, row.output) == ("complete", 100.0, 1, name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webm_render(client, sources, rq_redis):
+    recipe = {"size": [320, 180], "fps": 12, "format": "webm", "clips": [{"title": "webm", "duration": 1}]}
+    response = client.post("/api/renders/", recipe, content_type="application/json", **AUTH)
+    run_worker()
+    done = client.get(response["Location"], **AUTH).json()
+    assert done["status"] == "complete", done
+    probe = ffprobe(sources / done["videos"][0].split("/", 3)[3])
+    assert [s["codec_name"] for s in probe["streams"]] == ["vp9"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_render_ends_failed_with_reason_and_no_partial_files(client, sources, rq_redis):
+    response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
+    (sources / "clips" / "intro.mp4").write_bytes(b"not a video any more")
+    run_worker()
+    done = client.get(response["Location"], **AUTH).json()
+    assert (done["state"], done["status"]) == (-1, "failed")
+    assert "during starting" in done["error"]
+    assert [p for p in (sources / "renders").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_while_queued_and_retry(client, sources, rq_redis):
+    response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
+    task_id = response.json()["task_id"]
+    canceled = client.post(f"/api/renders/{task_id}/cancel", **AUTH)
+    assert canceled.status_code == 202
+    assert (canceled.json()["status"], canceled.json()["state"]) == ("canceled", -1)
+    assert client.post(f"/api/renders/{task_id}/cancel", **AUTH).status_code == 409
+    run_worker()  # the canceled rq job does not run
+    assert RenderJob.objects.get().status == "canceled"
+    jobs.start(RenderJob.objects.get())
+    run_worker()
+    assert client.get(f"/api/renders/{task_id}", **AUTH).json()["status"] == "complete"
+    assert RenderJob.objects.get().attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unknown_render_is_404(client, rq_redis):
+    assert client.get("/api/renders/00000000-0000-0000-0000-000000000000", **AUTH).status_code == 404
+    assert client.get("/api/renders/not-a-uuid", **AUTH).status_code == 404
+
+
+# --- Redis down ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redis_down_is_503_on_submit_and_an_error_in_the_admin(client, sources, settings, admin_client):
+    url = closed_port_url()
+    settings.RQ_QUEUES = {name: {"URL": url} for name in ("default", settings.RENDER_QUEUE)}
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+    settings.RENDER_API_TOKEN = TOKEN
+    response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
+    assert response.status_code == 503
+    assert response.json()["error"] == "queue_unavailable"
+    assert response["Retry-After"]
+    assert RenderJob.objects.count() == 0
+
+    added = admin_client.post("/admin/transforms/renderjob/add/",
+                              {"recipe": '{"clips": [{"title": "x", "duration": 1}]}', "start_now": "on"},
+                              follow=True)
+    assert added.status_code == 200
+    assert "was not started" in added.content.decode()
+    row = RenderJob.objects.get()
+    assert (row.status, row.started) == ("queued", False)
+    listing = admin_client.get("/admin/transforms/renderjob/")
+    assert listing.status_code == 200
+    assert "Redis is unreachable" in listing.content.decode()
+    assert "not started" in listing.content.decode()
+    change = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/")
+    assert change.status_code == 200
+    assert client.get(f"/api/renders/{row.pk}", **AUTH).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_form_shows_recipe_field_errors(admin_client, sources, rq_redis):
+    response = admin_client.post("/admin/transforms/renderjob/add/",
+                                 {"recipe": '{"clips": [{"image": "../x.jpg", "zoom": 9}]}'})
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "clips[0].image" in text and "clips[0].zoom" in text
+    assert RenderJob.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_actions_start_and_retry(admin_client, sources, rq_redis):
+    admin_client.post("/admin/transforms/renderjob/add/",
+                      {"recipe": '{"size": [320, 180], "fps": 12, "clips": [{"title": "x", "duration": 1}]}'})
+    row = RenderJob.objects.get()
+    assert not row.started
+    changelist = "/admin/transforms/renderjob/"
+    admin_client.post(changelist, {"action": "start_renders", "_selected_action": [str(row.pk)]})
+    row.refresh_from_db()
+    assert row.started and row.status == "queued"
+    admin_client.post(changelist, {"action": "cancel_renders", "_selected_action": [str(row.pk)]})
+    assert RenderJob.objects.get().status == "canceled"
+    admin_client.post(changelist, {"action": "retry_renders", "_selected_action": [str(row.pk)]})
+    run_worker()
+    row.refresh_from_db()
+    assert row.status == "complete"
+    page = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/").content.decode()
+    assert f'href="/renders/{row.pk}.mp4"' in page
+    assert "data-render-progress" in admin_client.get(changelist).content.decode()
+
+
+# --- Server-Sent Events ----------------------------------------------------------------------
+
+
+def test_sse_framing():
+    stream = EventStream(heartbeat_seconds=15)
+    assert stream.frame({"a": 1}, id=7, event="status") == b'id: 7\nevent: status\ndata: {"a":1}\n\n'
+    assert stream.frame("two\nlines") == b"data: two\ndata: lines\n\n"
+    assert stream.frame(retry_ms=2000, comment="hi") == b": hi\nretry: 2000\n\n"
+    assert stream.heartbeat() == b": heartbeat\n\n"
+    with pytest.raises(ValueError):
+        stream.frame("x", id="a\nb")
+
+
+def parse_events(raw: bytes) -> list[dict]:
+    events = []
+    for block in raw.decode().split("\n\n"):
+        fields: dict = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(":")
+            fields.setdefault(name or "comment", []).append(value.removeprefix(" "))
+        if fields:
+            events.append(fields)
+    return events
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_resume_and_stop_after_the_final_state_without_gzip(client, sources, rq_redis, settings):
+    settings.MIDDLEWARE = ["django.middleware.gzip.GZipMiddleware", *settings.MIDDLEWARE]
+    response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
+    task_id = response.json()["task_id"]
+    run_worker()
+    stream = client.get(f"/api/renders/{task_id}/events", HTTP_ACCEPT_ENCODING="gzip", **AUTH)
+    assert stream["Content-Type"].startswith("text/event-stream")
+    assert stream["Cache-Control"] == "no-cache" and stream["X-Accel-Buffering"] == "no"
+    assert stream["Content-Encoding"] == "identity"
+    events = parse_events(b"".join(stream.streaming_content))
+    assert events[0]["retry"] == ["2000"]
+    final = [e for e in events if "data" in e]
+    assert len(final) == 1 and '"status":"complete"' in final[0]["data"][0]
+    last_id = final[0]["id"][0]
+    again = client.get(f"/api/renders/{task_id}/events", HTTP_LAST_EVENT_ID=last_id, **AUTH)
+    assert again.status_code == 204
+    earlier = client.get(f"/api/renders/{task_id}/events", HTTP_LAST_EVENT_ID=str(int(last_id) - 1), **AUTH)
+    assert '"status":"complete"' in b"".join(earlier.streaming_content).decode()
+
+
+def test_no_ffmpeg_left_in_this_process():
+    assert ffmpeg_processes(os.getpid()) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_during_the_audio_pass_leaves_no_ffmpeg_and_no_temp_audio(client, sources, rq_redis):
+    """In the audio pass MoviePy's ffmpeg outlives the abort until collected: the job must reap it."""
+    import threading
+    import time
+
+    from django.core.cache import cache
+
+    from transforms.progress import cancel_key, read_snapshot
+
+    recipe = {"size": [320, 180], "fps": 12, "clips": [{"title": "long", "duration": 120}],
+              "audio": {"source": "music.mp3", "loop": True}}
+    task_id = client.post("/api/renders/", recipe, content_type="application/json", **AUTH).json()["task_id"]
+    stages: list[str] = []
+
+    def cancel_in_audio_pass() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            snapshot = read_snapshot(task_id) or {}
+            if snapshot.get("stage") == "audio":
+                stages.append("audio")
+                cache.set(cancel_key(task_id), 1)
+                return
+            if snapshot.get("status") in ("complete", "failed", "canceled"):
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=cancel_in_audio_pass)
+    watcher.start()
+    run_worker()
+    watcher.join()
+    assert stages == ["audio"]
+    row = RenderJob.objects.get()
+    assert row.status == "canceled" and "during audio" in row.error, row.error
+    assert ffmpeg_processes(os.getpid()) == []
+    assert [p for p in (sources / "renders").rglob("*") if p.is_file()] == []

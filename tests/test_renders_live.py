@@ -1,0 +1,315 @@
+"""Render jobs across real processes: gunicorn serving the API and the admin, real
+``manage.py rqworker`` processes running MoviePy, a private redis-server, a SQLite file both
+share, a real HTTP client reading the SSE stream, and headless Chromium on the admin page.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import PROJECT, Gunicorn, RedisServer, children
+from tests.render_helpers import TOKEN, ffmpeg_processes, ffprobe, long_recipe, make_sources, small_recipe
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+FINAL = {"complete", "failed", "canceled"}
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    media: Path
+    server: Gunicorn
+    logs: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def submit(self, recipe: dict) -> dict:
+        response = requests.post(f"{self.url}/api/renders/", json=recipe, headers=AUTH, timeout=10)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def status(self, task_id: str) -> dict:
+        response = requests.get(f"{self.url}/api/renders/{task_id}", headers=AUTH, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_for(self, task_id: str, condition, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.status(task_id)
+            if condition(status):
+                return status
+            time.sleep(0.05)
+        raise AssertionError(f"condition not reached: {status}")
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=PROJECT, env={**os.environ, **env}, check=True,
+                   stdout=subprocess.DEVNULL, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    base = tmp_path_factory.mktemp("render-stack")
+    media = base / "media"
+    media.mkdir()
+    make_sources(media)
+    redis_server = RedisServer(base)
+    env = {
+        "REDIS_URL": redis_server.url,
+        "DATABASE_URL": f"sqlite:///{base / 'db.sqlite3'}",
+        "MEDIA_ROOT": str(media),
+        "RENDER_API_TOKEN": TOKEN,
+        "RENDER_HEARTBEAT_TIMEOUT": "2",
+        "RENDER_SSE_HEARTBEAT": "0.5",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    manage(env, "migrate", "--noinput")
+    manage({**env, "DJANGO_SUPERUSER_PASSWORD": "staff-pass"}, "createsuperuser", "--noinput",
+           "--username", "staff", "--email", "staff@example.com")
+    server = Gunicorn({**env, "_LOGFILE": str(base / "gunicorn.log")}, workers=1, threads=8)
+    yield Stack(env, media, server, base)
+    server.stop()
+    redis_server.stop()
+
+
+@pytest.fixture
+def start_worker(stack) -> Iterator:
+    """Start real ``manage.py rqworker`` processes (forking work-horses), stopped at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        log = open(stack.logs / f"worker-{time.monotonic_ns()}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "renders", "--worker-class", "transforms.jobs.RenderWorker"],
+            cwd=PROJECT, env={**os.environ, **stack.env}, stdout=log, stderr=log,
+        )
+        log.close()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        descendants = children(process.pid)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGINT)  # the second one means "now", not after the current job
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for pid in descendants:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def no_files_under(path: Path) -> bool:
+    return not path.exists() or not [p for p in path.rglob("*") if p.is_file()]
+
+
+def test_progress_through_the_api_is_monotonic_and_ends_at_100(stack, start_worker):
+    start_worker()
+    task = stack.submit(long_recipe(10))
+    seen: list[float] = []
+    statuses: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = stack.status(task["task_id"])
+        seen.append(status["progress"])
+        statuses.append(status["status"])
+        if status["status"] in FINAL:
+            break
+        time.sleep(0.05)
+    assert statuses[-1] == "complete", stack.status(task["task_id"])
+    assert seen == sorted(seen), seen
+    assert seen[-1] == 100.0
+    assert any(0 < value < 100 for value in seen), seen
+    assert "processing" in statuses
+    done = stack.status(task["task_id"])
+    assert done["state"] == 1 and done["eta_seconds"] == 0
+    video = requests.get(done["videos"][0], timeout=10)
+    assert video.status_code == 200 and video.headers["Content-Type"] == "video/mp4"
+    output = stack.media / "renders" / f"{task['task_id']}.mp4"
+    assert output.read_bytes() == video.content
+    probe = ffprobe(output)
+    assert 9.5 <= float(probe["format"]["duration"]) <= 10.5
+    assert no_files_under(stack.media / "renders" / ".work")
+
+
+def read_events(response: requests.Response, until_final: bool = True) -> Iterator[dict]:
+    """Parse an event stream as it arrives: one dict per block (comments under 'comment')."""
+    block: dict[str, list[str]] = {}
+    for raw in response.iter_lines(chunk_size=1, decode_unicode=True):
+        if raw == "":
+            if block:
+                yield block
+            block = {}
+            continue
+        name, _, value = raw.partition(":")
+        block.setdefault(name or "comment", []).append(value.removeprefix(" "))
+
+
+def test_sse_stream_over_gunicorn(stack, start_worker):
+    import json
+
+    task = stack.submit(small_recipe())  # no worker yet: the stream idles and must send heartbeats
+    url = f"{stack.url}/api/renders/{task['task_id']}/events"
+    started_worker = False
+    events: list[dict] = []
+    comments = 0
+    with requests.get(url, headers={**AUTH, "Accept-Encoding": "gzip"}, stream=True, timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert response.headers["Cache-Control"] == "no-cache"
+        assert response.headers["X-Accel-Buffering"] == "no"
+        assert response.headers.get("Content-Encoding", "identity") == "identity"
+        first = True
+        for block in read_events(response):
+            if first:
+                assert block.get("retry") == ["2000"]
+                first = False
+            if "data" in block:
+                events.append({"id": int(block["id"][0]), "event": block["event"][0],
+                               **json.loads("\n".join(block["data"]))})
+            elif "heartbeat" in block.get("comment", []):
+                comments += 1
+                if comments >= 2 and not started_worker:
+                    start_worker()
+                    started_worker = True
+    assert comments >= 2
+    ids = [event["id"] for event in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert events[0]["status"] == "queued"
+    assert events[-1]["status"] == "complete" and events[-1]["progress"] == 100.0
+    assert "processing" in {event["status"] for event in events}
+    progress = [event["progress"] for event in events]
+    assert progress == sorted(progress)
+
+    # Resuming: after an id in the middle only newer events come; after the final one, 204 (stop).
+    middle = events[len(events) // 2]["id"]
+    with requests.get(url, headers={**AUTH, "Last-Event-ID": str(middle)}, stream=True, timeout=30) as again:
+        resumed = [int(block["id"][0]) for block in read_events(again) if "data" in block]
+    assert resumed and all(event_id > middle for event_id in resumed)
+    final = requests.get(url, headers={**AUTH, "Last-Event-ID": str(events[-1]["id"])}, timeout=10)
+    assert final.status_code == 204
+
+
+def test_cancel_stops_a_running_render_and_its_ffmpeg(stack, start_worker):
+    worker = start_worker()
+    task = stack.submit(long_recipe(60))
+    stack.wait_for(task["task_id"], lambda s: s["status"] == "processing" and s["stage"] == "video"
+                   and s["progress"] > 3)
+    assert ffmpeg_processes(worker.pid), "the render should have an ffmpeg running"
+    asked = time.monotonic()
+    response = requests.post(f"{stack.url}/api/renders/{task['task_id']}/cancel", headers=AUTH, timeout=10)
+    assert response.status_code == 202
+    done = stack.wait_for(task["task_id"], lambda s: s["status"] in FINAL, timeout=30)
+    took = time.monotonic() - asked
+    assert (done["status"], done["state"]) == ("canceled", -1), done
+    assert done["progress"] < 100 and "canceled during video" in done["error"]
+    deadline = time.monotonic() + 5
+    while ffmpeg_processes(worker.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ffmpeg_processes(worker.pid) == []
+    assert no_files_under(stack.media / "renders" / ".work")
+    assert not (stack.media / "renders" / f"{task['task_id']}.mp4").exists()
+    print(f"cancel took {took:.2f} s")
+    # The worker lives on and takes the next job.
+    again = stack.submit({"size": [320, 180], "fps": 12, "clips": [{"title": "after", "duration": 1}]})
+    assert stack.wait_for(again["task_id"], lambda s: s["status"] in FINAL)["status"] == "complete"
+
+
+def orphan_ffmpeg_for(task_id: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if task_id.encode() in cmdline.read() and b"ffmpeg" in open(f"/proc/{entry}/comm", "rb").read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_worker_killed_mid_render_ends_failed(stack, start_worker):
+    worker = start_worker()
+    task = stack.submit(long_recipe(60))
+    stack.wait_for(task["task_id"], lambda s: s["status"] == "processing" and s["progress"] > 3)
+    horses = [pid for pid in children(worker.pid) if pid not in ffmpeg_processes(worker.pid)]
+    assert horses, "the forking worker should run the render in a work-horse"
+    os.kill(worker.pid, signal.SIGKILL)
+    for pid in horses:
+        os.kill(pid, signal.SIGKILL)
+    worker.wait()
+    done = stack.wait_for(task["task_id"], lambda s: s["status"] in FINAL, timeout=30)
+    assert (done["status"], done["state"]) == ("failed", -1), done
+    assert "abandoned" in done["error"]
+    assert no_files_under(stack.media / "renders" / ".work")
+    assert not (stack.media / "renders" / f"{task['task_id']}.mp4").exists()
+    deadline = time.monotonic() + 10  # the orphaned ffmpeg reads EOF on its pipe and exits
+    while orphan_ffmpeg_for(task["task_id"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert orphan_ffmpeg_for(task["task_id"]) == []
+
+
+def test_admin_progress_bar_in_chromium(stack, start_worker, page):
+    import json
+
+    start_worker()
+    page.goto(f"{stack.url}/admin/login/?next=/admin/transforms/renderjob/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "staff-pass")
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/transforms/renderjob/")
+    page.goto(f"{stack.url}/admin/transforms/renderjob/add/")
+    page.fill("#id_recipe", json.dumps(long_recipe(12)))
+    assert page.is_checked("#id_start_now")
+    page.click("input[name=_save]")
+    page.wait_for_url("**/admin/transforms/renderjob/")
+    bar = "[data-render-progress]"
+    page.wait_for_selector(bar)
+    # The bar moves (a value strictly between 0 and 100 is shown), then reaches complete with a link.
+    page.wait_for_function(
+        "() => { const p = document.querySelector('[data-render-progress] progress');"
+        " return p && p.value > 0 && p.value < 100; }", timeout=60000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-render-progress] .render-status').textContent === 'complete'",
+        timeout=60000)
+    assert page.eval_on_selector(f"{bar} progress", "p => p.value") == 100
+    link = page.locator(f"{bar} .render-output").first
+    assert link.is_visible()
+    href = link.get_attribute("href")
+    video = requests.get(href if href.startswith("http") else stack.url + href, timeout=10)
+    assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+    # The change form shows the same bar and the output link.
+    page.click("table#result_list tbody tr th a")
+    page.wait_for_selector(f"{bar}[data-status=complete]")
+    assert page.locator(".field-output_link a").get_attribute("href").endswith(".mp4")
+
+
+def test_admin_bar_falls_back_to_polling_without_eventsource(stack, start_worker, page):
+    start_worker()
+    task = stack.submit(long_recipe(6))
+    page.add_init_script("delete window.EventSource;")
+    page.goto(f"{stack.url}/admin/login/?next=/admin/transforms/renderjob/{task['task_id']}/change/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "staff-pass")
+    page.click("input[type=submit]")
+    page.wait_for_selector("[data-render-progress][data-status=complete]", timeout=60000)
+    assert page.eval_on_selector("[data-render-progress] progress", "p => p.value") == 100

@@ -1,0 +1,214 @@
+"""The render API: submit, read, follow (Server-Sent Events) and cancel renders.
+
+    POST /api/renders/              recipe JSON -> 202 + status object (400 field errors, 503 Redis down)
+    GET  /api/renders/<id>          status object
+    GET  /api/renders/<id>/events   text/event-stream of status objects until a final state
+    POST /api/renders/<id>/cancel   202 + status object (409 when already final)
+
+Callers are staff users with a session (the admin's progress bars) or clients sending
+``Authorization: Bearer <RENDER_API_TOKEN>``. Session callers that POST must send the CSRF
+token like any Django form; token callers are exempt, as they carry no ambient credentials.
+This module maps errors to statuses for the API, as ``transforms.views`` does for media.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from streaming.sse import EventStream, EventStreamResponse, last_event_id
+
+from . import jobs
+from .errors import TransformError
+from .models import RenderJob
+from .recipes import validate_recipe
+
+# EventSource reconnects after this many milliseconds when a stream drops.
+SSE_RETRY_MS = 2000
+# How often an event stream looks at the cache for a newer snapshot (seconds).
+SSE_POLL_SECONDS = 0.2
+# How often an event stream re-reads the row (abandonment checks, final states).
+SSE_ROW_SECONDS = 1.0
+
+
+class NotAuthenticated(TransformError):
+    status = 401
+    code = "not_authenticated"
+
+
+class RenderNotFound(TransformError):
+    status = 404
+    code = "not_found"
+
+
+def error_response(exc: TransformError) -> JsonResponse:
+    response = JsonResponse(exc.as_json(), status=exc.status)
+    if exc.status == 503:
+        response["Retry-After"] = "5"
+    if exc.status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="renders"'
+    return response
+
+
+def _token_ok(request: HttpRequest) -> bool:
+    expected = str(settings.RENDER_API_TOKEN or "")
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not expected or not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(header[len("Bearer "):].strip().encode(), expected.encode())
+
+
+def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
+    check = CsrfViewMiddleware(lambda req: HttpResponse())
+    check.process_request(request)
+    return check.process_view(request, lambda req: HttpResponse(), (), {})
+
+
+def api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Authenticate (token or staff session, CSRF for session POSTs) and map errors to JSON statuses."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            if not _token_ok(request):
+                user = getattr(request, "user", None)
+                if user is None or not user.is_active or not user.is_staff:
+                    raise NotAuthenticated("log in as staff or send Authorization: Bearer <token>")
+                if request.method == "POST":
+                    failure = _csrf_failure(request)
+                    if failure is not None:
+                        return JsonResponse({"error": "csrf_failed", "message": "CSRF token missing or wrong"},
+                                            status=403)
+            return view(request, *args, **kwargs)
+        except TransformError as exc:
+            return error_response(exc)
+
+    return wrapper
+
+
+def _render_or_404(render_id: str) -> RenderJob:
+    try:
+        return RenderJob.objects.get(pk=uuid.UUID(str(render_id)))
+    except (ValueError, RenderJob.DoesNotExist):
+        raise RenderNotFound("no such render", task_id=str(render_id)) from None
+
+
+def status_object(request: HttpRequest, render: RenderJob, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The object DESIGN.md names, with absolute URLs for the output and the render's own endpoints."""
+    fields = fields if fields is not None else jobs.live_status(render)
+    videos = [request.build_absolute_uri(settings.MEDIA_URL + fields["output"])] if fields["output"] else []
+    return {
+        "task_id": str(render.pk),
+        "state": {"failed": -1, "canceled": -1, "queued": 0, "complete": 1, "processing": 4}[fields["status"]],
+        "status": fields["status"],
+        "progress": fields["progress"],
+        "stage": fields["stage"],
+        "fps": fields["fps"],
+        "eta_seconds": fields["eta_seconds"],
+        "error": fields["error"] or None,
+        "videos": videos,
+        "started": render.started,
+        "links": {
+            "self": request.build_absolute_uri(reverse("render-status", args=[render.pk])),
+            "events": request.build_absolute_uri(reverse("render-events", args=[render.pk])),
+            "cancel": request.build_absolute_uri(reverse("render-cancel", args=[render.pk])),
+        },
+    }
+
+
+@require_POST
+@api_view
+def submit(request: HttpRequest) -> HttpResponse:
+    """Validate the recipe, create the row, queue it. Nothing is created when either step fails."""
+    try:
+        data = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return JsonResponse({"error": "invalid_json", "message": f"the body is not JSON: {exc}"}, status=400)
+    recipe = validate_recipe(data)
+    user = request.user if getattr(request, "user", None) and request.user.is_authenticated else None
+    render = RenderJob.objects.create(recipe=recipe, created_by=user)
+    try:
+        render = jobs.start(render)
+    except jobs.QueueUnavailable:
+        render.delete()
+        raise
+    response = JsonResponse(status_object(request, render), status=202)
+    response["Location"] = reverse("render-status", args=[render.pk])
+    return response
+
+
+@require_GET
+@api_view
+def status(request: HttpRequest, render_id: str) -> HttpResponse:
+    render = jobs.refresh(_render_or_404(render_id))
+    return JsonResponse(status_object(request, render))
+
+
+@require_POST
+@api_view
+def cancel(request: HttpRequest, render_id: str) -> HttpResponse:
+    render = jobs.cancel(_render_or_404(render_id))
+    return JsonResponse(status_object(request, render), status=202)
+
+
+@require_GET
+@api_view
+def events(request: HttpRequest, render_id: str) -> HttpResponse:
+    """Status objects as Server-Sent Events, each with an ``id:``; ends after a final state."""
+    render = _render_or_404(render_id)
+    try:
+        resume_from = int(last_event_id(request.META) or request.GET.get("last_event_id") or 0)
+    except ValueError:
+        resume_from = 0
+    if render.is_final and resume_from >= jobs.live_status(render)["seq"]:
+        return HttpResponse(status=204)  # the client saw the final event: 204 tells EventSource to stop
+    return EventStreamResponse(_event_stream(request, render.pk, resume_from))
+
+
+def _event_stream(request: HttpRequest, render_id: uuid.UUID, resume_from: int) -> Iterator[bytes]:
+    """Poll the cache (cheap) often and the row now and then; send each newer status once."""
+    stream = EventStream(heartbeat_seconds=float(settings.RENDER_SSE_HEARTBEAT))
+    yield stream.frame(retry_ms=SSE_RETRY_MS, comment="render events")
+    sent = resume_from
+    last_row_read = float("-inf")
+    last_snapshot_seq = None
+    try:
+        while True:
+            now = time.monotonic()
+            snapshot = jobs.read_snapshot_quietly(render_id)
+            snapshot_seq = snapshot.get("seq") if snapshot else None
+            if snapshot_seq != last_snapshot_seq or now - last_row_read >= SSE_ROW_SECONDS:
+                last_snapshot_seq = snapshot_seq
+                last_row_read = now
+                try:
+                    render = jobs.refresh(RenderJob.objects.get(pk=render_id))
+                except RenderJob.DoesNotExist:
+                    yield stream.frame({"task_id": str(render_id), "error": "the render was deleted"}, event="gone")
+                    return
+                fields = jobs.live_status(render)
+                if fields["seq"] > sent:
+                    sent = fields["seq"]
+                    yield stream.frame(status_object(request, render, fields), id=sent, event="status")
+                if render.is_final:
+                    return
+            if stream.heartbeat_due():
+                yield stream.heartbeat()
+            close_old_connections()
+            time.sleep(SSE_POLL_SECONDS)
+    finally:
+        close_old_connections()
+
