@@ -155,6 +155,36 @@ for _name, _cast in TRANSFORMS_ENVIRONMENT.items():
         globals()[_name] = env_int(_name, 0) if _cast is int else _cast(os.environ[_name])
 TRANSFORMS_CACHE_DIR = Path(env("TRANSFORMS_CACHE_DIR", str(BASE_DIR / "var" / "cache")))
 
+# --- cameras (streaming/cameras): MJPEG pages fed by one producer per camera -----------
+# CAMERAS: name=source pairs, e.g. "demo=emulated,lobby=v4l2:///dev/video0,loop=file:clips/loop.mp4"
+# (syntax in streaming/cameras/registry.py). Frames are relayed through REDIS_URL.
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+
+
+CAMERAS = env("CAMERAS", "demo=emulated")
+# Seconds the producer keeps running after the last viewer in the deployment left.
+CAMERAS_IDLE_TIMEOUT = env_float("CAMERAS_IDLE_TIMEOUT", 10.0)
+# Viewers of one camera across the deployment; past it a stream gets 503 + Retry-After.
+CAMERAS_MAX_VIEWERS = env_int("CAMERAS_MAX_VIEWERS", 200)
+# Streams one worker process may hold at once (each holds a gunicorn thread): the
+# gthread pool minus a reserve of 32 threads for ordinary requests (see gunicorn.conf.py).
+CAMERAS_WORKER_STREAMS = env_int("CAMERAS_WORKER_STREAMS", max(1, env_int("GUNICORN_THREADS", 256) - 32))
+CAMERAS_FIRST_FRAME_TIMEOUT = env_float("CAMERAS_FIRST_FRAME_TIMEOUT", 10.0)
+# A source that sends nothing for this long has failed (and is restarted).
+CAMERAS_STALL_TIMEOUT = env_float("CAMERAS_STALL_TIMEOUT", 10.0)
+# A viewer whose socket accepts nothing for this long is dropped (0: never).
+CAMERAS_SEND_TIMEOUT = env_int("CAMERAS_SEND_TIMEOUT", 30)
+CAMERAS_RESTART_BACKOFF = env_float("CAMERAS_RESTART_BACKOFF", 1.0)
+CAMERAS_RESTART_BACKOFF_MAX = env_float("CAMERAS_RESTART_BACKOFF_MAX", 30.0)
+STREAMING_FFMPEG = env("STREAMING_FFMPEG") or env("TRANSFORMS_FFMPEG") or "ffmpeg"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

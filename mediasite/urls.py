@@ -1,12 +1,13 @@
 """URL routes. The media catch-all comes last: any path no other view claims is a media path."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from transforms import views as media_views
 
 urlpatterns = [
     path("", media_views.index, name="index"),
     path("admin/", admin.site.urls),
+    path("cameras/", include("streaming.cameras.urls")),
     path("<path:path>", media_views.media, name="media"),
 ]
