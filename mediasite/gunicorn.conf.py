@@ -14,7 +14,7 @@ thread one wake-up and one send), so threads are cheap here but must outnumber t
 viewers: a gthread worker queues requests beyond ``threads`` behind the streams,
 which would starve ordinary requests. The camera views therefore cap the streams a
 worker holds at ``CAMERAS_WORKER_STREAMS`` (default ``GUNICORN_THREADS`` - 32, i.e.
-224) and answer 503 + Retry-After past it, so at least 32 threads per worker stay
+224; half of a pool under 64) and answer 503 + Retry-After past it, so 32 threads per worker stay
 free for pages, thumbnails and transcodes (those have their own limit,
 ``TRANSFORMS_CONCURRENCY``). Connections are shared between workers unevenly, so
 the per-worker cap, not ``workers * threads``, is what protects a worker.

@@ -174,8 +174,11 @@ CAMERAS_IDLE_TIMEOUT = env_float("CAMERAS_IDLE_TIMEOUT", 10.0)
 # Viewers of one camera across the deployment; past it a stream gets 503 + Retry-After.
 CAMERAS_MAX_VIEWERS = env_int("CAMERAS_MAX_VIEWERS", 200)
 # Streams one worker process may hold at once (each holds a gunicorn thread): the
-# gthread pool minus a reserve of 32 threads for ordinary requests (see gunicorn.conf.py).
-CAMERAS_WORKER_STREAMS = env_int("CAMERAS_WORKER_STREAMS", max(1, env_int("GUNICORN_THREADS", 256) - 32))
+# gthread pool minus a reserve for ordinary requests, 32 threads of the default 256
+# (half of a small pool); see gunicorn.conf.py.
+_THREADS = env_int("GUNICORN_THREADS", 256)
+_RESERVE = max(_THREADS // 8, min(32, _THREADS // 2))
+CAMERAS_WORKER_STREAMS = env_int("CAMERAS_WORKER_STREAMS", max(1, _THREADS - _RESERVE))
 CAMERAS_FIRST_FRAME_TIMEOUT = env_float("CAMERAS_FIRST_FRAME_TIMEOUT", 10.0)
 # A source that sends nothing for this long has failed (and is restarted).
 CAMERAS_STALL_TIMEOUT = env_float("CAMERAS_STALL_TIMEOUT", 10.0)

@@ -30,6 +30,7 @@ PREFIX = "mediasite:cameras:"
 FRAME = b"F"
 FAILURE = b"E"
 HEADER = struct.Struct("!Qd")
+POOL_SIZE = 16
 VIEWERS_FRESH = 3.0  # a worker's viewer count older than this is ignored (the worker died)
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
@@ -42,9 +43,12 @@ def client() -> redis.Redis:
     with _clients_lock:
         found = _clients.get(key)
         if found is None:
-            found = redis.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+            # Bounded, so viewer threads arriving together cannot open connections without limit.
+            pool = redis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL, max_connections=POOL_SIZE, timeout=5,
+                socket_connect_timeout=2, socket_timeout=5, health_check_interval=30,
             )
+            found = redis.Redis(connection_pool=pool)
             _clients[key] = found
         return found
 

@@ -22,6 +22,7 @@ from django.conf import settings
 
 from . import bus, producer
 from .mjpeg import encode_part
+from .os_thread_names import name_this_thread
 from .registry import Camera
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class Feed:
 
     def _read(self) -> None:
         name = self.camera.name
+        name_this_thread(f"cam-reader-{name}")
         worker = bus.process_id()
         pubsub = bus.client().pubsub(ignore_subscribe_messages=True)
         try:

@@ -26,6 +26,7 @@ import uuid
 from django.conf import settings
 
 from . import bus
+from .os_thread_names import name_this_thread
 from .registry import Camera
 from .sources import SourceError
 
@@ -93,6 +94,7 @@ class Producer(threading.Thread):
 
     def run(self) -> None:
         name = self.camera.name
+        name_this_thread(f"cam-producer-{name}")
         redis = bus.client()
         redis.incr(bus.key(name, "producers"))
         redis.incr(bus.key(name, "starts"))
@@ -163,6 +165,7 @@ class Producer(threading.Thread):
 
     def _keep(self) -> None:
         """Renew the lease, publish the frame rate, and stop the producer when nobody watches."""
+        name_this_thread(f"cam-keeper-{self.camera.name}")
         idle_timeout = float(settings.CAMERAS_IDLE_TIMEOUT)
         last_demand = time.monotonic()
         last_count, last_time = self.frames_sent, time.monotonic()
