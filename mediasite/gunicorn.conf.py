@@ -1,12 +1,26 @@
 """gunicorn configuration: ``gunicorn -c mediasite/gunicorn.conf.py mediasite.wsgi``.
 
-Worker class: ``gthread``. Responses here are long-lived streams (a transcode's
+Worker class: gthread, as ``streaming.gunicorn_worker.SpliceThreadWorker`` (gthread
+plus a splice fast path for pipe bodies; see the end of this file). Responses here are long-lived streams (a transcode's
 stdout, an MJPEG camera, Server-Sent Events), so a worker must keep serving other
 requests while some of its threads are streaming. The sync worker cannot (one
 stream blocks the worker, and it kills any stream that outlives ``--timeout``);
 gthread heartbeats from its main loop, so a stream never trips the timeout, and
 each stream holds one thread. CPU-bound thumbnails release the GIL inside Pillow
 and the tools run as subprocesses, so threads are not a bottleneck.
+
+Threads: 256 per worker. A camera viewer (``/cameras/<name>/stream.mjpg``) holds one
+thread for as long as it watches, mostly asleep on its own event (a frame costs the
+thread one wake-up and one send), so threads are cheap here but must outnumber the
+viewers: a gthread worker queues requests beyond ``threads`` behind the streams,
+which would starve ordinary requests. The camera views therefore cap the streams a
+worker holds at ``CAMERAS_WORKER_STREAMS`` (default ``GUNICORN_THREADS`` - 32, i.e.
+224; half of a pool under 64) and answer 503 + Retry-After past it, so 32 threads per worker stay
+free for pages, thumbnails and transcodes (those have their own limit,
+``TRANSFORMS_CONCURRENCY``). Connections are shared between workers unevenly, so
+the per-worker cap, not ``workers * threads``, is what protects a worker.
+``CAMERAS_MAX_VIEWERS`` (per camera, deployment-wide) sits above that. A stream
+never trips ``timeout``: gthread heartbeats from its main loop, not per request.
 
 Every value can be overridden from the environment (GUNICORN_*).
 """
@@ -17,7 +31,7 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "streaming.gunicorn_worker.SpliceThreadWorker")
-threads = int(os.environ.get("GUNICORN_THREADS", 32))
+threads = int(os.environ.get("GUNICORN_THREADS", 256))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 60))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 10))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))

@@ -41,6 +41,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+
+
 def database_from_url(url: str) -> dict:
     """Translate DATABASE_URL (sqlite:///path or postgres://...) into Django's dict."""
     if not url:
@@ -186,9 +196,9 @@ RENDER_RETRY_INTERVAL = env_int("RENDER_RETRY_INTERVAL", 30)
 # A render whose worker has not said it is alive for this many seconds is abandoned (failed).
 RENDER_HEARTBEAT_TIMEOUT = env_int("RENDER_HEARTBEAT_TIMEOUT", 15)
 # Seconds between comment lines on an idle event stream (keeps proxies from cutting it).
-RENDER_SSE_HEARTBEAT = float(env("RENDER_SSE_HEARTBEAT", "15"))
+RENDER_SSE_HEARTBEAT = env_float("RENDER_SSE_HEARTBEAT", 15.0)
 # Shortest gap, in seconds, between two progress writes to the cache.
-RENDER_PROGRESS_INTERVAL = float(env("RENDER_PROGRESS_INTERVAL", "0.25"))
+RENDER_PROGRESS_INTERVAL = env_float("RENDER_PROGRESS_INTERVAL", 0.25)
 # The font file title cards are drawn with.
 RENDER_FONT = env("RENDER_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 # x264 speed/size trade-off for mp4 renders, and ffmpeg threads per render (0: ffmpeg decides).
@@ -201,6 +211,29 @@ RENDER_MAX_SECONDS = env_int("RENDER_MAX_SECONDS", 600)
 RENDER_MAX_CLIPS = env_int("RENDER_MAX_CLIPS", 100)
 # A shared secret for API clients that have no staff session ("Authorization: Bearer <token>"); empty: off.
 RENDER_API_TOKEN = env("RENDER_API_TOKEN")
+
+# --- cameras (streaming/cameras): MJPEG pages fed by one producer per camera -----------
+# CAMERAS: name=source pairs, e.g. "demo=emulated,lobby=v4l2:///dev/video0,loop=file:clips/loop.mp4"
+# (syntax in streaming/cameras/registry.py). Frames are relayed through REDIS_URL.
+CAMERAS = env("CAMERAS", "demo=emulated")
+# Seconds the producer keeps running after the last viewer in the deployment left.
+CAMERAS_IDLE_TIMEOUT = env_float("CAMERAS_IDLE_TIMEOUT", 10.0)
+# Viewers of one camera across the deployment; past it a stream gets 503 + Retry-After.
+CAMERAS_MAX_VIEWERS = env_int("CAMERAS_MAX_VIEWERS", 200)
+# Streams one worker process may hold at once (each holds a gunicorn thread): the
+# gthread pool minus a reserve for ordinary requests, 32 threads of the default 256
+# (half of a small pool); see gunicorn.conf.py.
+_THREADS = env_int("GUNICORN_THREADS", 256)
+_RESERVE = max(_THREADS // 8, min(32, _THREADS // 2))
+CAMERAS_WORKER_STREAMS = env_int("CAMERAS_WORKER_STREAMS", max(1, _THREADS - _RESERVE))
+CAMERAS_FIRST_FRAME_TIMEOUT = env_float("CAMERAS_FIRST_FRAME_TIMEOUT", 10.0)
+# A source that sends nothing for this long has failed (and is restarted).
+CAMERAS_STALL_TIMEOUT = env_float("CAMERAS_STALL_TIMEOUT", 10.0)
+# A viewer whose socket accepts nothing for this long is dropped (0: never).
+CAMERAS_SEND_TIMEOUT = env_int("CAMERAS_SEND_TIMEOUT", 30)
+CAMERAS_RESTART_BACKOFF = env_float("CAMERAS_RESTART_BACKOFF", 1.0)
+CAMERAS_RESTART_BACKOFF_MAX = env_float("CAMERAS_RESTART_BACKOFF_MAX", 30.0)
+STREAMING_FFMPEG = env("STREAMING_FFMPEG") or env("TRANSFORMS_FFMPEG") or "ffmpeg"
 
 LOGGING = {
     "version": 1,

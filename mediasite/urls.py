@@ -1,7 +1,7 @@
 """URL routes. The media catch-all comes last: any path no other view claims is a media path."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from transforms import api as render_api
 from transforms import views as media_views
@@ -13,5 +13,6 @@ urlpatterns = [
     path("api/renders/<str:render_id>", render_api.status, name="render-status"),
     path("api/renders/<str:render_id>/events", render_api.events, name="render-events"),
     path("api/renders/<str:render_id>/cancel", render_api.cancel, name="render-cancel"),
+    path("cameras/", include("streaming.cameras.urls")),
     path("<path:path>", media_views.media, name="media"),
 ]

@@ -1,0 +1,169 @@
+"""Inside one worker process: one reader per camera, fanning frames out to its viewers.
+
+The reader thread subscribes to the camera's Redis channel, turns each frame into
+its multipart part once, keeps only the newest, and sets every viewer's own event.
+A viewer thread wakes, takes the newest part and sends it; while it is blocked on
+a slow socket newer frames simply replace the one it would have got, so a slow
+viewer skips frames, holds at most one frame, and never delays anyone else.
+
+Every half second the reader reports this worker's viewer count to Redis and, if
+no process runs the camera's producer, tries to take the lease and run it here.
+When its last viewer has been gone for a moment the reader unsubscribes and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from . import bus, producer
+from .mjpeg import encode_part
+from .os_thread_names import name_this_thread
+from .registry import Camera
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT = 0.5
+READER_LINGER = 2.0
+FRESH_FRAME = 2.0  # a new viewer starts with the held frame only if it is this recent
+
+
+class TooManyViewers(Exception):
+    """The camera is at CAMERAS_MAX_VIEWERS across the deployment."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    frame: bus.Frame
+    part: bytes
+
+
+class Viewer:
+    """One client's position: its wake-up event, the last delivery it got, failures it has seen."""
+
+    __slots__ = ("event", "last", "failures")
+
+    def __init__(self, failures: int) -> None:
+        self.event = threading.Event()
+        self.last: Delivery | None = None
+        self.failures = failures
+
+
+class Feed:
+    """One camera inside this process."""
+
+    def __init__(self, camera: Camera) -> None:
+        self.camera = camera
+        self._lock = threading.Lock()
+        self._viewers: set[Viewer] = set()
+        self._reader: threading.Thread | None = None
+        self.latest: Delivery | None = None
+        self.failure: tuple[int, str] = (0, "")
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self._viewers)
+
+    def attach(self) -> Viewer:
+        """Register a viewer (starting the reader if needed); TooManyViewers past the limit."""
+        limit = int(settings.CAMERAS_MAX_VIEWERS)
+        me = bus.process_id()
+        elsewhere = sum(count for worker, count in bus.viewer_counts(self.camera.name).items() if worker != me)
+        with self._lock:
+            if elsewhere + len(self._viewers) >= limit:
+                raise TooManyViewers()
+            viewer = Viewer(self.failure[0])
+            self._viewers.add(viewer)
+            if self._reader is None:
+                self._reader = threading.Thread(target=self._read, name=f"camera-reader-{self.camera.name}",
+                                                daemon=True)
+                self._reader.start()
+        return viewer
+
+    def detach(self, viewer: Viewer) -> None:
+        with self._lock:
+            self._viewers.discard(viewer)
+
+    def next_part(self, viewer: Viewer, timeout: float) -> bytes | str | None:
+        """The newest part this viewer has not had, a failure text, or None after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            failures, message = self.failure
+            if failures > viewer.failures:
+                viewer.failures = failures
+                return message
+            latest = self.latest
+            if latest is not None and latest is not viewer.last:
+                first = viewer.last is None
+                viewer.last = latest
+                if not first or time.time() - latest.frame.captured < FRESH_FRAME:
+                    return latest.part
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not viewer.event.wait(remaining):
+                return None
+            viewer.event.clear()
+
+    # --- the reader thread ----------------------------------------------------
+
+    def _read(self) -> None:
+        name = self.camera.name
+        name_this_thread(f"cam-reader-{name}")
+        worker = bus.process_id()
+        pubsub = bus.client().pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(bus.key(name, "frames"))
+            next_beat = 0.0
+            empty_since: float | None = None
+            while True:
+                message = pubsub.get_message(timeout=HEARTBEAT / 2)
+                if message is not None and message["type"] == "message":
+                    self._deliver(bus.decode(message["data"]))
+                now = time.monotonic()
+                if now < next_beat:
+                    continue
+                next_beat = now + HEARTBEAT
+                with self._lock:
+                    count = len(self._viewers)
+                    empty_since = None if count else (empty_since or now)
+                    if empty_since is not None and now - empty_since >= READER_LINGER:
+                        bus.report_viewers(name, worker, 0)
+                        self._reader = None
+                        self.latest = None
+                        return
+                bus.report_viewers(name, worker, count)
+                if count:
+                    producer.ensure_running(self.camera)
+        except Exception:
+            logger.exception("camera %s: reader failed", name)
+            with self._lock:
+                self._reader = None
+            self._deliver("the camera relay failed (Redis unreachable?)")
+        finally:
+            pubsub.close()
+
+    def _deliver(self, item: bus.Frame | str) -> None:
+        if isinstance(item, bus.Frame):
+            self.latest = Delivery(item, encode_part(item))
+        else:
+            self.failure = (self.failure[0] + 1, item)
+        with self._lock:
+            viewers = list(self._viewers)
+        for viewer in viewers:
+            viewer.event.set()
+
+
+_feeds: dict[str, Feed] = {}
+_feeds_lock = threading.Lock()
+
+
+def feed_for(camera: Camera) -> Feed:
+    """This process's feed for ``camera`` (one per camera name and source)."""
+    with _feeds_lock:
+        feed = _feeds.get(camera.name)
+        if feed is None or feed.camera != camera:
+            feed = _feeds[camera.name] = Feed(camera)
+        return feed
