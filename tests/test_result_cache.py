@@ -249,3 +249,20 @@ def test_an_unusable_cache_folder_does_not_fail_requests(client, photos, setting
     response = client.get("/hd.jpg?size=64x64")
     assert response.status_code == 200
     assert decode(read(response)).size == (64, 36)
+
+
+def test_a_request_that_waited_too_long_renders_for_itself(client, photos, settings):
+    from transforms.engines import get_engine
+    from transforms.sources import resolve
+    from transforms.spec import parse_query
+    from transforms.views import transform_ingredients
+
+    settings.TRANSFORMS_CACHE_WAIT = 0.2
+    spec = parse_query({"size": ["32x32"]})
+    key = cache_key(*transform_ingredients(resolve("hd.jpg"), spec, get_engine("pillow").version(), None))
+    held = result_cache().claim(key, 0)
+    assert isinstance(held, RenderLock)  # as if another worker were rendering it for a long time
+    response = client.get("/hd.jpg?size=32x32")
+    assert response.status_code == 200 and decode(read(response)).size == (32, 18)
+    assert result_cache().open(key) is None  # made uncached: the holder still owns the entry
+    held.release()
