@@ -15,6 +15,7 @@ import requests
 
 from streaming.fill import FileFill, TeedPipeline
 from streaming.pipeline import Pipeline
+from tests.conftest import children
 from tests.media_factory import decode
 from tests.test_splice_worker import RawClient, log_text, start, wait_until
 from transforms.cache import MAGIC, RenderLock, ResultCache, cache_key, result_cache
@@ -234,12 +235,6 @@ def test_a_client_leaving_or_a_failing_tool_leaves_no_partial_entry(gunicorn_fac
     assert wait_until(lambda: "the tool failed" in log_text(tmp_path))
     assert cache_files(tmp_path / "cache") == []
     assert "Traceback" not in log_text(tmp_path)
-
-
-def children(pid: int) -> list[int]:
-    from tests.conftest import children as descendants
-
-    return descendants(pid)
 
 
 def test_an_unusable_cache_folder_does_not_fail_requests(client, photos, settings, tmp_path):
