@@ -261,3 +261,12 @@ def test_a_request_that_waited_too_long_renders_for_itself(client, photos, setti
     assert response.status_code == 200 and decode(read(response)).size == (32, 18)
     assert result_cache().open(key) is None  # made uncached: the holder still owns the entry
     held.release()
+
+
+def test_the_bound_holds_with_several_worker_processes(tmp_path):
+    workers = [ResultCache(tmp_path, 20_000), ResultCache(tmp_path, 20_000)]  # one per process
+    for index in range(60):
+        workers[index % 2].store(cache_key(str(index)), "image/jpeg", b"x" * 1000)
+    total = workers[0].stats()["bytes"]
+    assert total <= 20_000 * (1 + 2 * 0.1) + 1100, total
+    assert workers[0].stats()["entries"] < 60
