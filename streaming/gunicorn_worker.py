@@ -202,6 +202,10 @@ class SpliceResponse(wsgi.Response):
 
     def finish_body(self, filelike) -> None:
         """At the end of the pipe: the tool must have succeeded and the length must be whole."""
+        if self.response_length is not None and self.sent == self.response_length:
+            wait_for_output(filelike, stall_timeout())  # its end, or more bytes than announced
+            if splicing.available(filelike.fileno()):
+                raise StreamAborted("the tool wrote more than its Content-Length")
         finish = getattr(filelike, "finish", None)
         if finish is not None:
             try:
