@@ -145,7 +145,7 @@ class ResultCache:
         """The entry for ``key``, opened, or None; refreshes its atime for LRU at most once a minute."""
         path = self.path_for(key)
         try:
-            file = open(path, "rb", buffering=0)  # noqa: SIM115 - the response owns and closes it
+            file = open(path, "rb", buffering=0)  # the response owns and closes it
         except FileNotFoundError:
             return None
         try:

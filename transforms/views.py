@@ -97,7 +97,7 @@ def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
     content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
     return file_response(
         request,
-        open(source.path, "rb", buffering=0),  # noqa: SIM115 - the response closes it
+        open(source.path, "rb", buffering=0),  # the response closes it
         size=source.size,
         content_type=content_type,
         headers={**headers, **SECURITY_HEADERS},
