@@ -270,3 +270,32 @@ def test_the_bound_holds_with_several_worker_processes(tmp_path):
     total = workers[0].stats()["bytes"]
     assert total <= 20_000 * (1 + 2 * 0.1) + 1100, total
     assert workers[0].stats()["entries"] < 60
+
+
+def _claim_in_another_process(root: str, key: str, queue) -> None:
+    claimed = ResultCache(Path(root), 0).claim(key, 30)
+    queue.put(type(claimed).__name__)
+    if hasattr(claimed, "file"):
+        queue.put(claimed.file.read())
+        claimed.file.close()
+
+
+def test_claim_coalesces_across_processes(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    cache = ResultCache(tmp_path, 0)
+    key = cache_key("shared")
+    lock = cache.claim(key, 1)
+    assert isinstance(lock, RenderLock)
+    queue = context.Queue()
+    other = context.Process(target=_claim_in_another_process, args=(str(tmp_path), key, queue))
+    other.start()
+    time.sleep(0.3)  # give the other process time to find the lock taken and start waiting
+    assert queue.empty()  # it is waiting, not rendering
+    cache.store(key, "text/plain", b"rendered once")
+    lock.release()
+    assert queue.get(timeout=10) == "Entry"
+    assert queue.get(timeout=10).endswith(b"rendered once")
+    other.join(10)
+    assert other.exitcode == 0
