@@ -116,6 +116,7 @@ class TeedPipeline:
         self._on_done = on_done
         self._succeeded = False
         self._closed = False
+        self.committed = False
 
     @property
     def deadline(self) -> float:
@@ -153,7 +154,7 @@ class TeedPipeline:
         committed = False
         try:
             self.pipeline.close()
-            committed = self.fill.commit() if self._succeeded else False
+            committed = self.committed = self.fill.commit() if self._succeeded else False
         finally:
             if not committed:
                 self.fill.abort()

@@ -79,6 +79,18 @@ def is_fifo(filelike: object) -> bool:
         return False
 
 
+def wait_for_output(filelike, stall: float) -> None:
+    """Until the pipe is readable (data or its end), for at most ``stall`` s and the pipeline's own deadline."""
+    deadline = time.monotonic() + stall
+    pipeline_deadline = getattr(filelike, "deadline", None)
+    if pipeline_deadline is not None and pipeline_deadline < deadline:
+        deadline = pipeline_deadline
+    try:
+        splicing.wait_for(filelike.fileno(), select.POLLIN, deadline)
+    except splicing.Stalled:
+        raise StreamAborted("the tool produced nothing in time") from None
+
+
 class SpliceResponse(wsgi.Response):
     """gunicorn's HTTP/1.x Response plus a splice path for pipe bodies."""
 
@@ -86,39 +98,20 @@ class SpliceResponse(wsgi.Response):
 
     def write_file(self, respiter) -> None:
         filelike = respiter.filelike
-        splice = self.splice_for(filelike)
-        if splice is None:
-            if is_fifo(filelike):
-                self.copy_pipe(respiter)
-            else:
-                super().write_file(respiter)
+        if not is_fifo(filelike):
+            super().write_file(respiter)  # regular files: sendfile
             return
-        self.send_headers()
-        if self._omits_body:
-            return
-        try:
-            self.splice_body(filelike, splice)
-        except StreamAborted as exc:
-            self.abort(filelike, str(exc))
-        except TimeoutError:  # sendall of framing bytes under the socket's stall timeout
-            self.abort(filelike, "the client stopped reading")
-        except OSError as exc:
-            if exc.errno not in CLIENT_GONE:
-                raise
-            self.abort(filelike, f"client went away ({errno.errorcode.get(exc.errno, exc.errno)})")
-        finally:
-            self.sock.settimeout(None)
-
-    def copy_pipe(self, respiter) -> None:
-        """The copying fallback for pipes (TLS, splice off), under the same stall timeout and endings."""
-        filelike = respiter.filelike
+        splice = self.splice_for()
         stall = stall_timeout()
         self.send_headers()
         if self._omits_body:
             return
-        self.sock.settimeout(stall)
+        self.sock.settimeout(stall)  # bounds every sendall; splice waits are bounded in streaming.splice
         try:
-            self.copy_blocks(filelike, getattr(respiter, "blksize", PIPE_SIZE), stall)
+            if splice is None:
+                self.copy_blocks(filelike, getattr(respiter, "blksize", PIPE_SIZE), stall)
+            else:
+                self.splice_body(filelike, splice, stall)
         except StreamAborted as exc:
             self.abort(filelike, str(exc))
         except TimeoutError:
@@ -133,16 +126,9 @@ class SpliceResponse(wsgi.Response):
             self.sock.settimeout(None)
 
     def copy_blocks(self, filelike, block_size: int, stall: float) -> None:
-        fd = filelike.fileno()
-        pipeline_deadline = getattr(filelike, "deadline", None)
+        """Copy a pipe in ``block_size`` reads (gunicorn frames each write), waits bounded like splice's."""
         while True:
-            deadline = time.monotonic() + stall
-            if pipeline_deadline is not None and pipeline_deadline < deadline:
-                deadline = pipeline_deadline
-            try:
-                splicing.wait_for(fd, select.POLLIN, deadline)
-            except splicing.Stalled:
-                raise StreamAborted("the tool produced nothing in time") from None
+            wait_for_output(filelike, stall)
             chunk = filelike.read(block_size)
             if not chunk:
                 break
@@ -150,8 +136,9 @@ class SpliceResponse(wsgi.Response):
         if self.response_length is not None and self.sent < self.response_length:
             raise StreamAborted(f"the body ended {self.response_length - self.sent} bytes short")
 
-    def splice_for(self, filelike: object) -> splicing.SpliceCall | None:
-        if self.cfg.is_ssl or isinstance(self.sock, ssl.SSLSocket) or not is_fifo(filelike):
+    def splice_for(self) -> splicing.SpliceCall | None:
+        """The splice binding to use, or None to copy (TLS: the kernel cannot splice into it)."""
+        if self.cfg.is_ssl or isinstance(self.sock, ssl.SSLSocket):
             return None
         return splicing.splice_function()
 
@@ -168,27 +155,18 @@ class SpliceResponse(wsgi.Response):
             return
         super().close()
 
-    def splice_body(self, filelike, splice: splicing.SpliceCall) -> None:
-        """The one place pipe bodies are framed: chunked, fixed length or close-delimited."""
-        stall = stall_timeout()
+    def splice_body(self, filelike, splice: splicing.SpliceCall, stall: float) -> None:
+        """The one place spliced bodies are framed: chunked, fixed length or close-delimited."""
         src = filelike.fileno()
         sock_fd = self.sock.fileno()
-        pipeline_deadline = getattr(filelike, "deadline", None)
         fill = getattr(filelike, "fill", None)
         tee = TeeIntoFile(fill, stall) if fill is not None and splicing.tee_available() else None
-        self.sock.settimeout(stall)
         try:
             while True:
                 wanted = None if self.response_length is None else self.response_length - self.sent
                 if wanted == 0:
                     break
-                deadline = time.monotonic() + stall
-                if pipeline_deadline is not None and pipeline_deadline < deadline:
-                    deadline = pipeline_deadline
-                try:
-                    splicing.wait_for(src, select.POLLIN, deadline)
-                except splicing.Stalled:
-                    raise StreamAborted("the tool produced nothing in time") from None
+                wait_for_output(filelike, stall)
                 count = splicing.available(src)
                 if count == 0:
                     break
@@ -224,6 +202,10 @@ class SpliceResponse(wsgi.Response):
 
     def finish_body(self, filelike) -> None:
         """At the end of the pipe: the tool must have succeeded and the length must be whole."""
+        if self.response_length is not None and self.sent == self.response_length:
+            wait_for_output(filelike, stall_timeout())  # its end, or more bytes than announced
+            if splicing.available(filelike.fileno()):
+                raise StreamAborted("the tool wrote more than its Content-Length")
         finish = getattr(filelike, "finish", None)
         if finish is not None:
             try:

@@ -28,7 +28,7 @@ def cat(request: HttpRequest, name: str) -> HttpResponse:
     source = settings.MEDIA_ROOT / name
     response = PipeResponse(Pipeline([["cat"]], stdin_path=source, deadline=60), "application/octet-stream")
     if request.GET.get("length"):
-        response["Content-Length"] = str(source.stat().st_size)
+        response["Content-Length"] = str(source.stat().st_size + int(request.GET.get("off", 0)))
     return response
 
 

@@ -15,6 +15,7 @@ import requests
 
 from streaming.fill import FileFill, TeedPipeline
 from streaming.pipeline import Pipeline
+from tests.conftest import children
 from tests.media_factory import decode
 from tests.test_splice_worker import RawClient, log_text, start, wait_until
 from transforms.cache import MAGIC, RenderLock, ResultCache, cache_key, result_cache
@@ -236,12 +237,6 @@ def test_a_client_leaving_or_a_failing_tool_leaves_no_partial_entry(gunicorn_fac
     assert "Traceback" not in log_text(tmp_path)
 
 
-def children(pid: int) -> list[int]:
-    from tests.conftest import children as descendants
-
-    return descendants(pid)
-
-
 def test_an_unusable_cache_folder_does_not_fail_requests(client, photos, settings, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
@@ -249,3 +244,58 @@ def test_an_unusable_cache_folder_does_not_fail_requests(client, photos, setting
     response = client.get("/hd.jpg?size=64x64")
     assert response.status_code == 200
     assert decode(read(response)).size == (64, 36)
+
+
+def test_a_request_that_waited_too_long_renders_for_itself(client, photos, settings):
+    from transforms.engines import get_engine
+    from transforms.sources import resolve
+    from transforms.spec import parse_query
+    from transforms.views import transform_ingredients
+
+    settings.TRANSFORMS_CACHE_WAIT = 0.2
+    spec = parse_query({"size": ["32x32"]})
+    key = cache_key(*transform_ingredients(resolve("hd.jpg"), spec, get_engine("pillow").version(), None))
+    held = result_cache().claim(key, 0)
+    assert isinstance(held, RenderLock)  # as if another worker were rendering it for a long time
+    response = client.get("/hd.jpg?size=32x32")
+    assert response.status_code == 200 and decode(read(response)).size == (32, 18)
+    assert result_cache().open(key) is None  # made uncached: the holder still owns the entry
+    held.release()
+
+
+def test_the_bound_holds_with_several_worker_processes(tmp_path):
+    workers = [ResultCache(tmp_path, 20_000), ResultCache(tmp_path, 20_000)]  # one per process
+    for index in range(60):
+        workers[index % 2].store(cache_key(str(index)), "image/jpeg", b"x" * 1000)
+    total = workers[0].stats()["bytes"]
+    assert total <= 20_000 * (1 + 2 * 0.1) + 1100, total
+    assert workers[0].stats()["entries"] < 60
+
+
+def _claim_in_another_process(root: str, key: str, queue) -> None:
+    claimed = ResultCache(Path(root), 0).claim(key, 30)
+    queue.put(type(claimed).__name__)
+    if hasattr(claimed, "file"):
+        queue.put(claimed.file.read())
+        claimed.file.close()
+
+
+def test_claim_coalesces_across_processes(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    cache = ResultCache(tmp_path, 0)
+    key = cache_key("shared")
+    lock = cache.claim(key, 1)
+    assert isinstance(lock, RenderLock)
+    queue = context.Queue()
+    other = context.Process(target=_claim_in_another_process, args=(str(tmp_path), key, queue))
+    other.start()
+    time.sleep(0.3)  # give the other process time to find the lock taken and start waiting
+    assert queue.empty()  # it is waiting, not rendering
+    cache.store(key, "text/plain", b"rendered once")
+    lock.release()
+    assert queue.get(timeout=10) == "Entry"
+    assert queue.get(timeout=10).endswith(b"rendered once")
+    other.join(10)
+    assert other.exitcode == 0

@@ -245,3 +245,22 @@ def test_tls_falls_back_to_copying(gunicorn_factory, tmp_path, blob):
     assert response.content == blob
     log = log_text(tmp_path)
     assert "spliced" not in log and "Traceback" not in log
+
+
+def test_a_content_length_that_does_not_match_the_output_ends_the_connection(gunicorn_factory, tmp_path, blob):
+    server = start(gunicorn_factory, tmp_path)
+    short = RawClient(server.port)
+    short.request("GET", "/_test/cat/blob.bin?length=1&off=-100")  # the tool writes 100 bytes too many
+    status, headers, body = short.response()
+    assert body == blob[:-100]
+    assert short.closed_by_peer()
+    short.close()
+    long = RawClient(server.port)
+    long.request("GET", "/_test/cat/blob.bin?length=1&off=100")  # ... or 100 too few
+    with pytest.raises(EOFError):
+        long.response()
+    long.close()
+    log = log_text(tmp_path)
+    assert "the tool wrote more than its Content-Length" in log
+    assert "the body ended 100 bytes short" in log
+    assert "Traceback" not in log

@@ -31,9 +31,11 @@ or was interrupted, and one of them renders). The lock file is unlinked by its
 holder before it unlocks, and a taker checks that the file it locked is still
 the one at the path, so lock files do not pile up.
 
-Size bound: each process keeps a running total (seeded by one scan) and, past
-``TRANSFORMS_CACHE_MAX_BYTES``, removes least recently used entries (by atime,
-which hits refresh at most once a minute) down to 90% of the bound.
+Size bound: each process keeps a running total, recounted from disk whenever it
+has itself added 10% of the bound (so the other workers' additions are seen and
+N workers overshoot by at most N x 10%) and, past ``TRANSFORMS_CACHE_MAX_BYTES``,
+removes least recently used entries (by atime, which hits refresh at most once a
+minute) down to 90% of the bound.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ HEADER_LIMIT = 256
 LOCK_SUFFIX = ".lock"
 TOUCH_INTERVAL_NS = 60 * 10**9
 EVICT_TO = 0.9
+RESCAN_AFTER = 0.1  # of the bound, added by this process since its last count
 
 
 def cache_key(*parts: str) -> str:
@@ -130,6 +133,7 @@ class ResultCache:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self._total: int | None = None
+        self._added_since_scan = 0
         self._total_lock = threading.Lock()
 
     def path_for(self, key: str) -> Path:
@@ -141,7 +145,7 @@ class ResultCache:
         """The entry for ``key``, opened, or None; refreshes its atime for LRU at most once a minute."""
         path = self.path_for(key)
         try:
-            file = open(path, "rb", buffering=0)  # noqa: SIM115 - the response owns and closes it
+            file = open(path, "rb", buffering=0)  # the response owns and closes it
         except FileNotFoundError:
             return None
         try:
@@ -205,8 +209,11 @@ class ResultCache:
         if self.max_bytes <= 0:
             return
         with self._total_lock:
-            if self._total is None:
-                self._total = sum(size for _, size, _ in self.entries())
+            self._added_since_scan += size
+            if self._total is None or self._added_since_scan > self.max_bytes * RESCAN_AFTER:
+                # other worker processes add entries too: recount from disk now and then
+                self._total = sum(entry_size for _, entry_size, _ in self.entries())
+                self._added_since_scan = 0
             else:
                 self._total += size
             over = self._total > self.max_bytes

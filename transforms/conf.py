@@ -19,7 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE": True,
     # Size bound of the result cache in bytes; least recently used entries go first.
     "CACHE_MAX_BYTES": 1 << 30,
-    # Seconds a request waits for an identical render in progress elsewhere before giving up (503).
+    # Seconds a request waits for an identical render in progress elsewhere before rendering its own.
     "CACHE_WAIT": 60,
     # "off": URLs need no signature; "required": every transform URL must carry ?sig=.
     "SIGNING": "off",

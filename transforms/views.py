@@ -97,7 +97,7 @@ def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
     content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
     return file_response(
         request,
-        open(source.path, "rb", buffering=0),  # noqa: SIM115 - the response closes it
+        open(source.path, "rb", buffering=0),  # the response closes it
         size=source.size,
         content_type=content_type,
         headers={**headers, **SECURITY_HEADERS},
@@ -163,8 +163,10 @@ def respond_with(
     A hit goes out as a file (sendfile, Range). A miss takes the render lock for
     ``key`` (other threads and worker processes wait for it, then hit), calls
     ``produce()`` and either stores the bytes or streams the pipeline while the
-    same bytes fill the cache file. Errors from ``produce()`` propagate to the
-    caller's error mapping after the lock is released.
+    same bytes fill the cache file. A request that waited TRANSFORMS_CACHE_WAIT
+    seconds for someone else's render (a long video) renders for itself, uncached.
+    Errors from ``produce()`` propagate to the caller's error mapping after the
+    lock is released.
     """
     cache = result_cache()
     if cache is None:
@@ -174,8 +176,9 @@ def respond_with(
     except OSError as exc:  # an unwritable or full cache folder must not fail the request
         logger.warning("result cache unusable, serving uncached: %s", exc)
         return fresh_response(produce(), headers)
-    if claimed is None:
-        raise Saturated(retry_after=2)
+    if claimed is None:  # an identical render is still running after TRANSFORMS_CACHE_WAIT: make our own
+        logger.info("result cache: gave up waiting for %s, rendering uncached", key)
+        return fresh_response(produce(), headers)
     if isinstance(claimed, Entry):
         return cached_response(request, claimed, headers)
     lock = claimed

@@ -73,6 +73,8 @@ def warm_one(name: str, spec: TransformSpec) -> tuple[str, str]:
                 with TeedPipeline(rendered.body, fill) as body:
                     while body.read():
                         pass
+                if not body.committed:
+                    return "failed", "the result was incomplete"
                 cache.added(fill.header_size + fill.body_bytes)
         finally:
             claimed.release()
