@@ -162,10 +162,19 @@ TRANSFORMS_ENVIRONMENT = {
     "TRANSFORMS_FFPROBE": str,
     # engines (convert, cjpeg)
     "TRANSFORMS_NETPBM_DIR": str,
+    # result cache (transforms/cache.py)
+    "TRANSFORMS_CACHE": bool,
+    "TRANSFORMS_CACHE_MAX_BYTES": int,
+    "TRANSFORMS_CACHE_WAIT": int,
 }
 for _name, _cast in TRANSFORMS_ENVIRONMENT.items():
     if os.environ.get(_name):
-        globals()[_name] = env_int(_name, 0) if _cast is int else _cast(os.environ[_name])
+        if _cast is int:
+            globals()[_name] = env_int(_name, 0)
+        elif _cast is bool:
+            globals()[_name] = env_bool(_name, True)
+        else:
+            globals()[_name] = _cast(os.environ[_name])
 TRANSFORMS_CACHE_DIR = Path(env("TRANSFORMS_CACHE_DIR", str(BASE_DIR / "var" / "cache")))
 
 # --- zero-copy delivery and the result cache (README: "Zero-copy delivery") ---
@@ -176,9 +185,6 @@ if STREAMING_SPLICE not in ("auto", "os", "ctypes", "off"):
     raise ImproperlyConfigured(f"STREAMING_SPLICE must be auto, os, ctypes or off, got {STREAMING_SPLICE!r}")
 # Seconds a streamed response may go without progress (tool silent or client not reading).
 STREAMING_STALL_TIMEOUT = env_int("STREAMING_STALL_TIMEOUT", 30)
-for _name in ("TRANSFORMS_CACHE", "TRANSFORMS_CACHE_MAX_BYTES", "TRANSFORMS_CACHE_WAIT"):
-    if os.environ.get(_name):
-        globals()[_name] = env_int(_name, 0) if _name != "TRANSFORMS_CACHE" else env_bool(_name, True)
 
 # --- render jobs (MoviePy on django-rq): meaning in README "Video renders" ---
 # The rq queues live in the same Redis as the cache. Jobs are enqueued by
