@@ -356,3 +356,32 @@ def test_cancel_during_the_audio_pass_leaves_no_ffmpeg_and_no_temp_audio(client,
     assert row.status == "canceled" and "during audio" in row.error, row.error
     assert ffmpeg_processes(os.getpid()) == []
     assert [p for p in (sources / "renders").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_timeout_ends_failed_with_the_stage(client, sources, rq_redis, settings):
+    settings.RENDER_JOB_TIMEOUT = 1
+    recipe = {"size": [320, 180], "fps": 12, "clips": [{"image": "photo.jpg", "duration": 120, "zoom": 1.5}]}
+    task_id = client.post("/api/renders/", recipe, content_type="application/json", **AUTH).json()["task_id"]
+    run_worker()
+    done = client.get(f"/api/renders/{task_id}", **AUTH).json()
+    assert done["status"] == "failed" and done["error"].startswith("JobTimeoutException during"), done
+    assert ffmpeg_processes(os.getpid()) == []
+    assert [p for p in (sources / "renders").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rq_abandoned_job_callback_marks_the_render_failed(sources, rq_redis):
+    """rq's maintenance calls on_failure with AbandonedJobError for a job whose worker vanished."""
+    from rq.exceptions import AbandonedJobError
+    from rq.job import Job
+
+    render = jobs.start(RenderJob.objects.create(recipe=validate_recipe({"clips": [{"title": "x"}]})))
+    RenderJob.objects.filter(pk=render.pk).update(status="processing")
+    jobs.work_dir(render.pk).mkdir(parents=True)
+    (jobs.work_dir(render.pk) / "partial.mp4").write_bytes(b"partial")
+    job = Job.fetch(render.rq_job_id, connection=jobs.redis_connection())
+    jobs.on_render_failure(job, job.connection, AbandonedJobError, AbandonedJobError(), None)
+    render.refresh_from_db()
+    assert render.status == "failed" and "abandoned" in render.error
+    assert not jobs.work_dir(render.pk).exists()
