@@ -385,3 +385,42 @@ def test_rq_abandoned_job_callback_marks_the_render_failed(sources, rq_redis):
     render.refresh_from_db()
     assert render.status == "failed" and "abandoned" in render.error
     assert not jobs.work_dir(render.pk).exists()
+
+
+def test_progress_logger_weights_throttles_and_checkpoints(rq_redis):
+    """Fed MoviePy's two bars with a fake clock: one weighted percent, few writes, a row copy per tenth."""
+    from types import SimpleNamespace
+
+    from django.core.cache import cache
+
+    from transforms.progress import RenderCanceled, RenderProgress, cancel_key, read_snapshot
+
+    now = [0.0]
+    checkpoints: list[tuple[float, str]] = []
+    logger = RenderProgress("unit", on_checkpoint=lambda p, s: checkpoints.append((p, s)), interval=0.25,
+                            clock=lambda: now[0])
+    logger.set_plan(SimpleNamespace(has_audio=True))
+    seen: list[float] = []
+    logger.bars_callback("chunk", "total", 100)
+    for index in range(100):  # the audio pass: 1 s
+        now[0] += 0.01
+        logger.bars_callback("chunk", "index", index)
+        seen.append(read_snapshot("unit")["progress"])
+    assert logger.percent <= 10.0
+    logger.bars_callback("frame_index", "total", 400)
+    logger.bars_callback("frame_index", "index", 0)  # a stage change is always written
+    assert 10.0 <= read_snapshot("unit")["progress"] < 11
+    for index in range(1, 400):  # the video pass: 4 s at 100 frames/s
+        now[0] += 0.01
+        logger.bars_callback("frame_index", "index", index)
+        seen.append(read_snapshot("unit")["progress"])
+    assert seen == sorted(seen)
+    assert logger.percent == 99.0  # 100 only once the file is in place
+    assert logger.writes <= 5 / 0.25 + 3  # at most one write per interval, plus stage changes
+    assert [int(p // 10) for p, _ in checkpoints] == list(range(1, 10))
+    snapshot = read_snapshot("unit")
+    assert snapshot["stage"] == "video" and snapshot["fps"] == pytest.approx(100, rel=0.05)
+    cache.set(cancel_key("unit"), 1)
+    now[0] += 1
+    with pytest.raises(RenderCanceled):
+        logger.bars_callback("frame_index", "index", 399)
