@@ -255,6 +255,8 @@ def test_admin_actions_start_and_retry(admin_client, sources, rq_redis):
                       {"recipe": '{"size": [320, 180], "fps": 12, "clips": [{"title": "x", "duration": 1}]}'})
     row = RenderJob.objects.get()
     assert not row.started
+    page = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/").content.decode()
+    assert "render-action-start_renders" in page and 'name="_save"' not in page
     changelist = "/admin/transforms/renderjob/"
     admin_client.post(changelist, {"action": "start_renders", "_selected_action": [str(row.pk)]})
     row.refresh_from_db()
