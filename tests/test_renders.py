@@ -426,3 +426,15 @@ def test_progress_logger_weights_throttles_and_checkpoints(rq_redis):
     now[0] += 1
     with pytest.raises(RenderCanceled):
         logger.bars_callback("frame_index", "index", 399)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retries_from_settings(client, sources, rq_redis, settings):
+    settings.RENDER_RETRIES = 1
+    settings.RENDER_RETRY_INTERVAL = 0
+    response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
+    (sources / "clips" / "intro.mp4").write_bytes(b"broken after submit")
+    run_worker()
+    row = RenderJob.objects.get()
+    assert (row.status, row.attempts) == ("failed", 2), (row.status, row.attempts, row.error)
+    assert client.get(response["Location"], **AUTH).json()["state"] == -1
