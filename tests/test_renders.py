@@ -255,6 +255,8 @@ def test_admin_actions_start_and_retry(admin_client, sources, rq_redis):
                       {"recipe": '{"size": [320, 180], "fps": 12, "clips": [{"title": "x", "duration": 1}]}'})
     row = RenderJob.objects.get()
     assert not row.started
+    page = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/").content.decode()
+    assert "render-action-start_renders" in page and 'name="_save"' not in page
     changelist = "/admin/transforms/renderjob/"
     admin_client.post(changelist, {"action": "start_renders", "_selected_action": [str(row.pk)]})
     row.refresh_from_db()
@@ -356,3 +358,83 @@ def test_cancel_during_the_audio_pass_leaves_no_ffmpeg_and_no_temp_audio(client,
     assert row.status == "canceled" and "during audio" in row.error, row.error
     assert ffmpeg_processes(os.getpid()) == []
     assert [p for p in (sources / "renders").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_timeout_ends_failed_with_the_stage(client, sources, rq_redis, settings):
+    settings.RENDER_JOB_TIMEOUT = 1
+    recipe = {"size": [320, 180], "fps": 12, "clips": [{"image": "photo.jpg", "duration": 120, "zoom": 1.5}]}
+    task_id = client.post("/api/renders/", recipe, content_type="application/json", **AUTH).json()["task_id"]
+    run_worker()
+    done = client.get(f"/api/renders/{task_id}", **AUTH).json()
+    assert done["status"] == "failed" and done["error"].startswith("JobTimeoutException during"), done
+    assert ffmpeg_processes(os.getpid()) == []
+    assert [p for p in (sources / "renders").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rq_abandoned_job_callback_marks_the_render_failed(sources, rq_redis):
+    """rq's maintenance calls on_failure with AbandonedJobError for a job whose worker vanished."""
+    from rq.exceptions import AbandonedJobError
+    from rq.job import Job
+
+    render = jobs.start(RenderJob.objects.create(recipe=validate_recipe({"clips": [{"title": "x"}]})))
+    RenderJob.objects.filter(pk=render.pk).update(status="processing")
+    jobs.work_dir(render.pk).mkdir(parents=True)
+    (jobs.work_dir(render.pk) / "partial.mp4").write_bytes(b"partial")
+    job = Job.fetch(render.rq_job_id, connection=jobs.redis_connection())
+    jobs.on_render_failure(job, job.connection, AbandonedJobError, AbandonedJobError(), None)
+    render.refresh_from_db()
+    assert render.status == "failed" and "abandoned" in render.error
+    assert not jobs.work_dir(render.pk).exists()
+
+
+def test_progress_logger_weights_throttles_and_checkpoints(rq_redis):
+    """Fed MoviePy's two bars with a fake clock: one weighted percent, few writes, a row copy per tenth."""
+    from types import SimpleNamespace
+
+    from django.core.cache import cache
+
+    from transforms.progress import RenderCanceled, RenderProgress, cancel_key, read_snapshot
+
+    now = [0.0]
+    checkpoints: list[tuple[float, str]] = []
+    logger = RenderProgress("unit", on_checkpoint=lambda p, s: checkpoints.append((p, s)), interval=0.25,
+                            clock=lambda: now[0])
+    logger.set_plan(SimpleNamespace(has_audio=True))
+    seen: list[float] = []
+    logger.bars_callback("chunk", "total", 100)
+    for index in range(100):  # the audio pass: 1 s
+        now[0] += 0.01
+        logger.bars_callback("chunk", "index", index)
+        seen.append(read_snapshot("unit")["progress"])
+    assert logger.percent <= 10.0
+    logger.bars_callback("frame_index", "total", 400)
+    logger.bars_callback("frame_index", "index", 0)  # a stage change is always written
+    assert 10.0 <= read_snapshot("unit")["progress"] < 11
+    for index in range(1, 400):  # the video pass: 4 s at 100 frames/s
+        now[0] += 0.01
+        logger.bars_callback("frame_index", "index", index)
+        seen.append(read_snapshot("unit")["progress"])
+    assert seen == sorted(seen)
+    assert logger.percent == 99.0  # 100 only once the file is in place
+    assert logger.writes <= 5 / 0.25 + 3  # at most one write per interval, plus stage changes
+    assert [int(p // 10) for p, _ in checkpoints] == list(range(1, 10))
+    snapshot = read_snapshot("unit")
+    assert snapshot["stage"] == "video" and snapshot["fps"] == pytest.approx(100, rel=0.05)
+    cache.set(cancel_key("unit"), 1)
+    now[0] += 1
+    with pytest.raises(RenderCanceled):
+        logger.bars_callback("frame_index", "index", 399)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retries_from_settings(client, sources, rq_redis, settings):
+    settings.RENDER_RETRIES = 1
+    settings.RENDER_RETRY_INTERVAL = 0
+    response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
+    (sources / "clips" / "intro.mp4").write_bytes(b"broken after submit")
+    run_worker()
+    row = RenderJob.objects.get()
+    assert (row.status, row.attempts) == ("failed", 2), (row.status, row.attempts, row.error)
+    assert client.get(response["Location"], **AUTH).json()["state"] == -1

@@ -303,13 +303,22 @@ def test_admin_progress_bar_in_chromium(stack, start_worker, page):
     assert page.locator(".field-output_link a").get_attribute("href").endswith(".mp4")
 
 
-def test_admin_bar_falls_back_to_polling_without_eventsource(stack, start_worker, page):
+def test_admin_cancel_button_with_polling_fallback(stack, start_worker, page):
+    """Without EventSource the bar polls; the Cancel button on the render's page stops the running render."""
     start_worker()
-    task = stack.submit(long_recipe(6))
+    task = stack.submit(long_recipe(60))
     page.add_init_script("delete window.EventSource;")
     page.goto(f"{stack.url}/admin/login/?next=/admin/transforms/renderjob/{task['task_id']}/change/")
     page.fill("#id_username", "staff")
     page.fill("#id_password", "staff-pass")
     page.click("input[type=submit]")
-    page.wait_for_selector("[data-render-progress][data-status=complete]", timeout=60000)
-    assert page.eval_on_selector("[data-render-progress] progress", "p => p.value") == 100
+    page.wait_for_function(
+        "() => { const p = document.querySelector('[data-render-progress] progress');"
+        " return p && p.value > 2 && p.value < 100; }", timeout=60000)
+    assert page.locator("button.render-action-start_renders").count() == 0
+    page.click("button.render-action-cancel_renders")
+    page.wait_for_url("**/admin/transforms/renderjob/")
+    row = f"[data-render-progress][data-status-url$='{task['task_id']}']"
+    page.wait_for_selector(f"{row}[data-status=canceled]", timeout=30000)
+    done = stack.status(task["task_id"])
+    assert done["status"] == "canceled" and "canceled during" in done["error"]

@@ -57,10 +57,11 @@ class RenderJobForm(forms.ModelForm):
 @admin.register(RenderJob)
 class RenderJobAdmin(admin.ModelAdmin):
     form = RenderJobForm
-    list_display = ["short_id", "status", "progress_bar", "clip_count", "created_by", "created_at"]
+    # No static status column: the progress bar shows the live status (a static one would go stale).
+    list_display = ["short_id", "progress_bar", "clip_count", "created_by", "created_at"]
     list_filter = ["status"]
     actions = ["start_renders", "cancel_renders", "retry_renders"]
-    readonly_fields = ["id", "status", "progress_bar", "error", "output_link", "pretty_recipe", "attempts",
+    readonly_fields = ["id", "progress_bar", "error", "output_link", "pretty_recipe", "attempts",
                        "rq_job_id", "created_by", "created_at", "queued_at", "started_at", "finished_at"]
 
     class Media:
@@ -158,4 +159,23 @@ class RenderJobAdmin(admin.ModelAdmin):
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "GET" and not jobs.redis_reachable():
             self.message_user(request, "Redis is unreachable: live progress is not shown.", messages.ERROR)
+        render = self.get_object(request, object_id)
+        extra_context = {
+            **(extra_context or {}),
+            # Nothing on a saved render is editable: offer its actions instead of Save buttons.
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "render_actions": self._actions_for(render) if render is not None else [],
+        }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _actions_for(render: RenderJob) -> list[tuple[str, str]]:
+        if render.status in (RenderStatus.FAILED, RenderStatus.CANCELED):
+            return [("retry_renders", "Retry")]
+        if render.is_final:
+            return []
+        if not render.started:
+            return [("start_renders", "Start"), ("cancel_renders", "Cancel")]
+        return [("cancel_renders", "Cancel")]

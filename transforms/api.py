@@ -33,7 +33,7 @@ from streaming.sse import EventStream, EventStreamResponse, last_event_id
 
 from . import jobs
 from .errors import TransformError
-from .models import RenderJob
+from .models import STATE_CODES, RenderJob, RenderStatus
 from .recipes import validate_recipe
 
 # EventSource reconnects after this many milliseconds when a stream drops.
@@ -113,7 +113,7 @@ def status_object(request: HttpRequest, render: RenderJob, fields: dict[str, Any
     videos = [request.build_absolute_uri(settings.MEDIA_URL + fields["output"])] if fields["output"] else []
     return {
         "task_id": str(render.pk),
-        "state": {"failed": -1, "canceled": -1, "queued": 0, "complete": 1, "processing": 4}[fields["status"]],
+        "state": STATE_CODES[RenderStatus(fields["status"])],
         "status": fields["status"],
         "progress": fields["progress"],
         "stage": fields["stage"],

@@ -109,7 +109,8 @@ class RenderProgress(ProgressBarLogger):
             self.fps = round((int(value) + 1) / (now - self._video_started), 1)
         changed_stage = stage != self.stage
         self.stage = stage
-        if changed_stage or now - self._last_write >= self.interval:
+        finished_bar = bool(total) and int(value) + 1 >= total
+        if changed_stage or finished_bar or now - self._last_write >= self.interval:
             self.publish(now)
 
     def overall(self) -> float:
