@@ -255,12 +255,18 @@ def magick_scratch() -> set[str]:
 
 
 @pytest.fixture
-def clean(tool_children):
-    """No child process and no ImageMagick scratch folder outlives the test."""
-    before = magick_scratch()
+def clean(tool_children, tmp_path, monkeypatch):
+    """No child process and no ImageMagick scratch folder outlives the test.
+
+    The test gets its own temp folder, so scratch folders of other processes
+    (another suite running on the same machine) are not counted.
+    """
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
     with tool_children():
         yield
-    assert magick_scratch() <= before
+    assert magick_scratch() == set()
 
 
 @pytest.mark.parametrize(

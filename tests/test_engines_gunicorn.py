@@ -13,7 +13,6 @@ from PIL import Image
 from tests import media_factory
 from tests.conftest import children, open_fds
 from tests.media_factory import decode
-from tests.test_engines import magick_scratch
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +26,20 @@ def media(tmp_path_factory):
 
 
 @pytest.fixture
-def server(gunicorn_factory, media):
-    return gunicorn_factory({"MEDIA_ROOT": str(media)})
+def scratch_root(tmp_path):
+    """The server's own TMPDIR, so ImageMagick scratch folders of other processes do not count."""
+    root = tmp_path / "server-tmp"
+    root.mkdir()
+    return root
+
+
+def scratch_left(root) -> list[str]:
+    return [name for name in os.listdir(root) if name.startswith("mediasite-magick-")]
+
+
+@pytest.fixture
+def server(gunicorn_factory, media, scratch_root):
+    return gunicorn_factory({"MEDIA_ROOT": str(media), "TMPDIR": str(scratch_root)})
 
 
 def wait_until(condition, timeout: float = 10.0) -> bool:
@@ -68,11 +79,10 @@ def test_engine_failure_over_a_real_socket_is_clean_json(server, media):
     "query",
     ["size=3000x2000&upscale=1&format=png&engine=convert", "size=4000x3000&upscale=1&quality=100&engine=cjpeg"],
 )
-def test_client_leaving_mid_body_kills_the_tool_and_leaks_nothing(server, query):
+def test_client_leaving_mid_body_kills_the_tool_and_leaks_nothing(server, scratch_root, query):
     worker = server.worker_pids()[0]
     assert requests.get(f"{server.url}/hd.jpg?size=10x10&engine=convert", timeout=30).status_code == 200
     baseline = open_fds(worker)
-    scratch = magick_scratch()
 
     raw = socket.create_connection(("127.0.0.1", server.port))
     raw.sendall(f"GET /noise.jpg?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
@@ -88,19 +98,18 @@ def test_client_leaving_mid_body_kills_the_tool_and_leaks_nothing(server, query)
 
     assert wait_until(lambda: children(worker) == []), children(worker)
     assert wait_until(lambda: open_fds(worker) <= baseline + 2), (baseline, open_fds(worker))
-    assert magick_scratch() <= scratch
+    assert scratch_left(scratch_root) == []
     # the worker still serves
     assert requests.get(f"{server.url}/hd.jpg?size=10x10&engine=cjpeg", timeout=30).status_code == 200
 
 
-def test_deadline_under_gunicorn(gunicorn_factory, media):
-    server = gunicorn_factory({"MEDIA_ROOT": str(media), "TRANSFORMS_DEADLINE": "1"})
+def test_deadline_under_gunicorn(gunicorn_factory, media, scratch_root):
+    server = gunicorn_factory({"MEDIA_ROOT": str(media), "TRANSFORMS_DEADLINE": "1", "TMPDIR": str(scratch_root)})
     worker = server.worker_pids()[0]
-    scratch = magick_scratch()
     started = time.monotonic()
     response = requests.get(f"{server.url}/noise.jpg?size=4000x3000&upscale=1&format=png&engine=convert", timeout=30)
     assert response.status_code == 422
     assert "deadline" in response.json()["message"]
     assert time.monotonic() - started < 10
     assert wait_until(lambda: children(worker) == [])
-    assert magick_scratch() <= scratch
+    assert scratch_left(scratch_root) == []
