@@ -25,12 +25,14 @@ from streaming.responses import PipeResponse
 
 from . import signing
 from .conf import conf
-from .engines import ImageJob, get_engine
+from .engines import FfmpegEngine, ImageJob, MediaJob, get_engine
 from .errors import InvalidSpec, TransformError
-from .formats import CONTENT_TYPES, negotiate
+from .formats import CONTENT_TYPES, MEDIA_CONTENT_TYPES, negotiate
 from .geometry import plan_for
-from .sources import Source, media_root, probe_image, resolve
-from .spec import TransformSpec, parse_query
+from .probe import probe_media
+from .sources import Source, looks_like_image, media_root, probe_image, resolve
+from .spec import IMAGE_FORMATS, MEDIA_FORMATS, TransformSpec, parse_query
+from .video import check_media_spec, media_job
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +92,17 @@ def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
 
 
 def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
+    if not looks_like_image(source):
+        return serve_media_transform(request, source)
     query = dict(request.GET.lists())
     spec = parse_query(query)
     signing.verify(source.name, query)
-    for video_only in ("frame", "start", "duration"):
-        if getattr(spec, video_only) is not None:
-            raise InvalidSpec(video_only, "applies to video sources only")
+    for media_only in spec.media_parameters():
+        raise InvalidSpec(media_only, "applies to video and audio sources only")
+    if spec.format in MEDIA_FORMATS:
+        raise InvalidSpec(
+            "format", f"{spec.format} is a video or audio format and this file is an image", ", ".join(IMAGE_FORMATS)
+        )
 
     engine = get_engine(spec.engine or conf.DEFAULT_ENGINE)
     accept = request.headers.get("Accept", "")
@@ -125,6 +132,43 @@ def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
     for header, value in {**headers, **SECURITY_HEADERS}.items():
         response[header] = value
     return response
+
+
+def serve_media_transform(request: HttpRequest, source: Source) -> HttpResponse:
+    """A transcode, time window or frame grab of a video or audio source, streamed from ffmpeg.
+
+    Same order as images: spec -> signature -> ETag/304 (before ffprobe runs) -> probe
+    and limits -> a started ffmpeg whose first byte has arrived -> the stream.
+    """
+    query = dict(request.GET.lists())
+    spec = parse_query(query)
+    signing.verify(source.name, query)
+    check_media_spec(spec)
+    engine = get_engine("ffmpeg")
+    negotiated = negotiate(request.headers.get("Accept", "")) if spec.format == "auto" else None
+    etag = transform_etag(source, spec, engine.version(), negotiated)
+    headers = {"ETag": etag, "Cache-Control": conf.CACHE_CONTROL}
+    if spec.format == "auto":
+        headers["Vary"] = "Accept"
+    if not_modified(request, etag):
+        return not_modified_response(headers)
+
+    job = media_job(source, probe_media(source), spec, negotiated)
+    response = stream_pipeline(start_media_job(engine, job), MEDIA_CONTENT_TYPES[job.format], source, engine.name)
+    for header, value in {**headers, **SECURITY_HEADERS}.items():
+        response[header] = value
+    return response
+
+
+def start_media_job(engine: FfmpegEngine, job: MediaJob) -> Pipeline:
+    """Start ffmpeg under a work slot (released when the pipeline closes) and a deadline."""
+    slot = work_slots().acquire(engine.weight_of(job))
+    deadline = float(conf.DEADLINE if job.is_frame else conf.VIDEO_DEADLINE)
+    try:
+        return engine.render(job, deadline=deadline, on_close=slot.release)
+    except BaseException:
+        slot.release()
+        raise
 
 
 def stream_pipeline(pipeline: Pipeline, content_type: str, source: Source, engine_name: str) -> PipeResponse:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ..errors import InvalidSpec, Unavailable
 from .base import Engine, ImageJob
+from .ffmpeg import FfmpegEngine, MediaJob
 from .pillow import PillowEngine
 
 ENGINES: dict[str, Engine] = {engine.name: engine for engine in (PillowEngine(),)}
+ENGINES["ffmpeg"] = FfmpegEngine()
 
 
 def get_engine(name: str) -> Engine:
@@ -20,4 +22,4 @@ def get_engine(name: str) -> Engine:
     return engine
 
 
-__all__ = ["ENGINES", "Engine", "ImageJob", "get_engine"]
+__all__ = ["ENGINES", "Engine", "FfmpegEngine", "ImageJob", "MediaJob", "get_engine"]
