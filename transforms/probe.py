@@ -21,9 +21,6 @@ from .conf import conf
 from .errors import CorruptSource, SourceTooLarge, Unavailable, UnsupportedSource
 from .sources import Source
 
-# What ffprobe prints when no allowed demuxer recognises the file: it is not media at all.
-NOT_MEDIA = ("Invalid data found when processing input", "Format not on whitelist")
-
 
 @dataclass(frozen=True)
 class MediaInfo:
@@ -47,9 +44,9 @@ class MediaInfo:
         return self.audio_codec is not None
 
 
-def input_options() -> list[str]:
+def input_options(protocols: str = "file") -> list[str]:
     """Options that go before ``-i`` for every ffmpeg and ffprobe run: local files, known demuxers."""
-    return ["-protocol_whitelist", "file", "-format_whitelist", str(conf.VIDEO_DEMUXERS)]
+    return ["-protocol_whitelist", protocols, "-format_whitelist", str(conf.VIDEO_DEMUXERS)]
 
 
 def input_url(source: Source) -> str:
@@ -79,10 +76,14 @@ def probe_media(source: Source) -> MediaInfo:
         raise CorruptSource(f"ffprobe could not read the header in {timeout:g} s", path=source.name) from None
     stderr = result.stderr.decode("utf-8", "replace").replace(str(source.path), source.name).strip()
     if result.returncode != 0:
-        if any(marker in stderr for marker in NOT_MEDIA) or not named_as_media(source):
+        if not named_as_media(source):
             message = "the file is not an image, video or audio file this service reads"
             raise UnsupportedSource(message, path=source.name)
-        raise CorruptSource("the file is damaged or truncated", path=source.name, detail=stderr[-300:])
+        raise CorruptSource(
+            "the file is damaged, truncated or not really the video or audio its name says",
+            path=source.name,
+            detail=stderr[-300:],
+        )
     try:
         report = json.loads(result.stdout)
     except ValueError:
@@ -93,7 +94,12 @@ def probe_media(source: Source) -> MediaInfo:
 
 
 def named_as_media(source: Source) -> bool:
-    """Whether the name says video or audio: then a file ffprobe fails on is damaged (422), not foreign (415)."""
+    """Whether the name says video or audio.
+
+    ffprobe cannot tell a truncated MP4 from text named .mp4 (both: "Invalid data"), so
+    the name decides: a file called video or audio that ffprobe cannot read is damaged
+    (422); anything else it cannot read is not media this service serves (415).
+    """
     kind = mimetypes.guess_type(source.name)[0] or ""
     return kind.startswith(("video/", "audio/"))
 
