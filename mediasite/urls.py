@@ -8,5 +8,6 @@ from transforms import views as media_views
 urlpatterns = [
     path("", media_views.index, name="index"),
     path("admin/", admin.site.urls),
+    path("play/<path:path>", media_views.player, name="player"),
     path("<path:path>", media_views.media, name="media"),
 ]

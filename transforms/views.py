@@ -26,7 +26,7 @@ from streaming.responses import PipeResponse
 from . import signing
 from .conf import conf
 from .engines import FfmpegEngine, ImageJob, MediaJob, get_engine
-from .errors import InvalidSpec, TransformError
+from .errors import InvalidSpec, SourceNotFound, TransformError
 from .formats import CONTENT_TYPES, MEDIA_CONTENT_TYPES, negotiate
 from .geometry import plan_for
 from .probe import probe_media
@@ -225,20 +225,48 @@ def not_modified_response(headers: dict[str, str]) -> HttpResponseNotModified:
 
 
 MEDIA_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"}
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".ogv"}
+AUDIO_EXTENSIONS = {".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".opus"}
 INDEX_LIMIT = 500
 
 
+def media_kind(name: str) -> str | None:
+    """What the front page shows for a file, from its extension: image, video, audio or nothing."""
+    extension = os.path.splitext(name)[1].lower()
+    if extension in MEDIA_EXTENSIONS:
+        return "image"
+    if extension in VIDEO_EXTENSIONS:
+        return "video"
+    if extension in AUDIO_EXTENSIONS:
+        return "audio"
+    return None
+
+
 def index(request: HttpRequest) -> HttpResponse:
-    """The front page: every image in the media folder with a live thumbnail."""
+    """The front page: every image with a live thumbnail, every clip with a frame grab."""
     root = media_root()
     entries = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in MEDIA_EXTENSIONS:
+            kind = media_kind(name)
+            if name.startswith(".") or kind is None:
                 continue
             relative = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
-            entries.append(relative)
+            entries.append({"name": relative, "kind": kind})
             if len(entries) >= INDEX_LIMIT:
                 break
     return render(request, "transforms/index.html", {"entries": entries, "root": root})
+
+
+@require_safe
+def player(request: HttpRequest, path: str) -> HttpResponse:
+    """A page that plays one clip: the fragmented MP4 transcode, with WebM as the alternative."""
+    try:
+        source = resolve(path)
+    except TransformError as exc:
+        return error_response(exc)
+    kind = media_kind(source.name)
+    if kind not in ("video", "audio"):
+        return error_response(SourceNotFound("no such video or audio file", path=path))
+    return render(request, "transforms/player.html", {"name": source.name, "kind": kind})
