@@ -172,11 +172,17 @@ def tool_children():
 
     @contextmanager
     def check() -> Iterator[None]:
+        # Processes alive before the block (the session's headless browser) are not the block's.
+        before = set(children(os.getpid()))
+
+        def new() -> list[int]:
+            return [pid for pid in children(os.getpid()) if pid not in before]
+
         yield
         deadline = time.monotonic() + 3
-        while children(os.getpid()) and time.monotonic() < deadline:
+        while new() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert children(os.getpid()) == [], f"left-over children: {children(os.getpid())}"
+        assert new() == [], f"left-over children: {new()}"
 
     return check
 

@@ -227,17 +227,24 @@ def test_frame_of_a_rotated_clip_is_upright(client, clips):
     assert near(corner(turned, "bottom left"), RED)
 
 
-def test_frame_grab_etag_and_304_before_probing(client, clips, settings):
+def test_frame_grab_etag_and_304_before_probing(client, clips, settings, tmp_path):
+    calls = tmp_path / "calls"
+    counting = tmp_path / "ffprobe"
+    counting.write_text(f"#!/bin/sh\n[ \"$1\" = -version ] || echo run >> {calls}\nexec ffprobe \"$@\"\n")
+    counting.chmod(0o755)
+    settings.TRANSFORMS_FFPROBE = str(counting)
     response = client.get("/clip.mp4?frame=1&size=64x36")
     assert response.status_code == 200
     body(response)
+    assert calls.read_text().count("run") == 1
     etag = response["ETag"]
-    settings.TRANSFORMS_FFPROBE = "/bin/false"  # a 304 must not need ffprobe
     again = client.get("/clip.mp4?frame=1&size=64x36", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304
     assert again["ETag"] == etag
+    assert calls.read_text().count("run") == 1  # the 304 ran no ffprobe
     other = client.get("/clip.mp4?frame=2&size=64x36", HTTP_IF_NONE_MATCH=etag)
-    assert other.status_code != 304
+    assert other.status_code == 200
+    body(other)
 
 
 def test_format_auto_picks_a_frame_format_from_accept(client, clips):
@@ -351,7 +358,9 @@ def test_damage_after_the_header_is_a_4xx_not_a_500(client, clips, tmp_path, set
     with tool_children():
         response = client.get("/zeroed.mp4?frame=1.9")
         assert response.status_code == 422
-        assert "could not process" in error_of(response)["message"]
+        error = error_of(response)
+        assert "could not process" in error["message"]
+        assert str(root) not in json.dumps(error)  # no server paths in the body
 
 
 # --- the shared corpus (skipped when absent) ----------------------------------

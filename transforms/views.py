@@ -191,7 +191,7 @@ class EngineFailed(TransformError):
             f"{engine_name} could not process this file: {exc.reason}",
             path=source.name,
             engine=engine_name,
-            detail=exc.stderr.strip()[-300:],
+            detail=exc.stderr.replace(str(source.path), source.name).strip()[-300:],
         )
 
 

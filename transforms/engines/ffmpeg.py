@@ -75,7 +75,7 @@ class FfmpegEngine(CommandEngine):
     weight = 1
 
     def tools(self) -> list[str]:
-        return [str(conf.FFMPEG)]
+        return [str(conf.FFMPEG), str(conf.FFPROBE)]
 
     def version(self) -> str:
         return f"{super().version()}:{REVISION}"
