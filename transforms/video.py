@@ -29,7 +29,7 @@ def check_media_spec(spec: TransformSpec) -> None:
         if given:
             raise InvalidSpec("frame", f"a frame grab cannot be combined with {', '.join(given)}")
         if spec.format not in (None, "auto", *FRAME_FORMATS):
-            raise InvalidSpec("format", f"a frame comes as an image, not {spec.format}", ", ".join(FRAME_FORMATS))
+            raise InvalidSpec("format", f"a frame comes as jpeg, png or webp, not {spec.format}", "jpeg, png, webp")
         return
     if spec.format in (*FRAME_FORMATS, "avif", "auto"):
         raise NotApplicable(
