@@ -168,11 +168,13 @@ def gunicorn_factory(tmp_path: Path) -> Iterator:
 
 @pytest.fixture
 def tool_children():
-    """Assert that a block leaves this process with no child processes (no zombies)."""
+    """Assert that a block leaves this process with no new child processes (no zombies).
+
+    Children that existed before the block (session fixtures: redis-server, Chromium) are not its doing.
+    """
 
     @contextmanager
     def check() -> Iterator[None]:
-        # Processes alive before the block (the session's headless browser) are not the block's.
         before = set(children(os.getpid()))
 
         def new() -> list[int]:

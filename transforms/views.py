@@ -25,7 +25,7 @@ from streaming.responses import PipeResponse
 
 from . import signing
 from .conf import conf
-from .engines import FfmpegEngine, ImageJob, MediaJob, get_engine
+from .engines import FfmpegEngine, ImageJob, get_engine
 from .errors import InvalidSpec, SourceNotFound, TransformError
 from .formats import CONTENT_TYPES, MEDIA_CONTENT_TYPES, negotiate
 from .geometry import plan_for
@@ -153,32 +153,43 @@ def serve_media_transform(request: HttpRequest, source: Source) -> HttpResponse:
     if not_modified(request, etag):
         return not_modified_response(headers)
 
-    job = media_job(source, probe_media(source), spec, negotiated)
-    response = stream_pipeline(start_media_job(engine, job), MEDIA_CONTENT_TYPES[job.format], source, engine.name)
+    content_type, pipeline = render_media(source, spec, engine, negotiated)
+    response = PipeResponse(pipeline, content_type)
     for header, value in {**headers, **SECURITY_HEADERS}.items():
         response[header] = value
     return response
 
 
-def start_media_job(engine: FfmpegEngine, job: MediaJob) -> Pipeline:
-    """Start ffmpeg under a work slot (released when the pipeline closes) and a deadline."""
+def render_media(
+    source: Source, spec: TransformSpec, engine: FfmpegEngine, negotiated: str | None
+) -> tuple[str, Pipeline]:
+    """Probe and check limits, build the job, start ffmpeg under a work slot (released when the
+    pipeline closes) and a deadline; returns the content type and the pipeline, its first byte ready."""
+    job = media_job(source, probe_media(source), spec, negotiated)
     slot = work_slots().acquire(engine.weight_of(job))
     deadline = float(conf.DEADLINE if job.is_frame else conf.VIDEO_DEADLINE)
     try:
-        return engine.render(job, deadline=deadline, on_close=slot.release)
+        pipeline = engine.render(job, deadline=deadline, on_close=slot.release)
     except BaseException:
         slot.release()
         raise
+    first_output(pipeline, source, engine.name)
+    return MEDIA_CONTENT_TYPES[job.format], pipeline
 
 
-def stream_pipeline(pipeline: Pipeline, content_type: str, source: Source, engine_name: str) -> PipeResponse:
-    """Wait for the tool's first byte before committing to 200, then stream its stdout."""
+def first_output(pipeline: Pipeline, source: Source, engine_name: str) -> None:
+    """Wait for the tool's first byte before committing to 200; a tool that fails at once is a 422."""
     try:
         pipeline.wait_for_output()
     except PipelineError as exc:
         pipeline.close()
         logger.info("%s failed on %s: %s", engine_name, source.name, exc)
         raise EngineFailed(engine_name, source, exc) from None
+
+
+def stream_pipeline(pipeline: Pipeline, content_type: str, source: Source, engine_name: str) -> PipeResponse:
+    """Wait for the tool's first byte before committing to 200, then stream its stdout (uncached)."""
+    first_output(pipeline, source, engine_name)
     return PipeResponse(pipeline, content_type)
 
 
