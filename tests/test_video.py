@@ -245,6 +245,7 @@ def test_frame_grab_etag_and_304_before_probing(client, clips, settings, tmp_pat
     other = client.get("/clip.mp4?frame=2&size=64x36", HTTP_IF_NONE_MATCH=etag)
     assert other.status_code == 200
     body(other)
+    assert calls.read_text().count("run") == 1  # the probe of this file version is kept
 
 
 def test_format_auto_picks_a_frame_format_from_accept(client, clips):

@@ -10,12 +10,14 @@ ffmpeg starts. Every failure is a ``TransformError`` with a 4xx status.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import mimetypes
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 from .conf import conf
 from .errors import CorruptSource, SourceTooLarge, Unavailable, UnsupportedSource
@@ -62,35 +64,51 @@ def probe_command(source: Source) -> list[str]:
 
 
 def probe_media(source: Source) -> MediaInfo:
-    """Run ffprobe on ``source`` and refuse what is not media, damaged, or over the limits."""
+    """Run ffprobe on ``source`` and refuse what is not media, damaged, or over the limits.
+
+    What ffprobe says about a file is kept per process for its version (size and
+    mtime), so repeated requests for one clip (thumbnails, a player's poster and
+    stream) pay for one ffprobe start; the limits are checked every time.
+    """
     if source.size == 0:
         raise CorruptSource("the file is empty", path=source.name)
-    timeout = float(conf.PROBE_TIMEOUT)
+    info = probe_version(
+        str(source.path), source.name, source.size, source.mtime_ns,
+        str(conf.FFPROBE), str(conf.VIDEO_DEMUXERS), float(conf.PROBE_TIMEOUT),
+    )  # fmt: skip
+    check_limits(source, info)
+    return info
+
+
+@functools.lru_cache(maxsize=512)
+def probe_version(
+    path: str, name: str, size: int, mtime_ns: int, ffprobe: str, demuxers: str, timeout: float
+) -> MediaInfo:
+    """One ffprobe run, cached on everything that could change its answer (failures are not cached)."""
+    source = Source(Path(path), name, size, mtime_ns)
     try:
         result = subprocess.run(
             probe_command(source), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
         )
     except FileNotFoundError:
-        raise Unavailable("ffprobe is not installed here", tool=str(conf.FFPROBE)) from None
+        raise Unavailable("ffprobe is not installed here", tool=ffprobe) from None
     except subprocess.TimeoutExpired:
-        raise CorruptSource(f"ffprobe could not read the header in {timeout:g} s", path=source.name) from None
-    stderr = result.stderr.decode("utf-8", "replace").replace(str(source.path), source.name).strip()
+        raise CorruptSource(f"ffprobe could not read the header in {timeout:g} s", path=name) from None
+    stderr = result.stderr.decode("utf-8", "replace").replace(path, name).strip()
     if result.returncode != 0:
         if not named_as_media(source):
             message = "the file is not an image, video or audio file this service reads"
-            raise UnsupportedSource(message, path=source.name)
+            raise UnsupportedSource(message, path=name)
         raise CorruptSource(
             "the file is damaged, truncated or not really the video or audio its name says",
-            path=source.name,
+            path=name,
             detail=stderr[-300:],
         )
     try:
         report = json.loads(result.stdout)
     except ValueError:
-        raise CorruptSource("ffprobe gave an unreadable report", path=source.name) from None
-    info = describe(report)
-    check_limits(source, info)
-    return info
+        raise CorruptSource("ffprobe gave an unreadable report", path=name) from None
+    return describe(report)
 
 
 def named_as_media(source: Source) -> bool:
