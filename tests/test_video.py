@@ -336,6 +336,12 @@ BAD_FILES = [
 ]
 
 
+def test_an_image_engine_on_a_file_that_is_not_media_is_a_415(client, clips, tmp_path, settings):
+    (tmp_path / "script.jpg").write_bytes(b"push graphic-context\nviewbox 0 0 10 10\n")
+    settings.MEDIA_ROOT = tmp_path
+    assert client.get("/script.jpg?size=10x10&engine=pillow").status_code == 415
+
+
 @pytest.mark.parametrize(("name", "content", "status"), BAD_FILES)
 def test_bad_files_give_a_clear_4xx(client, clips, tmp_path, settings, tool_children, name, content, status):
     root = tmp_path / "bad"

@@ -22,8 +22,6 @@ FRAME_ONLY_EXCLUDES = ("start", "duration", "fps", "audio")
 
 def check_media_spec(spec: TransformSpec) -> None:
     """Refuse what no video or audio source could make, from the spec alone."""
-    if spec.engine not in (None, "ffmpeg"):
-        raise NotApplicable("engine", f"{spec.engine} does not read video or audio; only ffmpeg does")
     if spec.frame is not None:
         given = [name for name in spec.media_parameters() if name in FRAME_ONLY_EXCLUDES]
         if given:
@@ -61,6 +59,9 @@ def output_format(spec: TransformSpec, info: MediaInfo, source: Source, negotiat
 
 def media_job(source: Source, info: MediaInfo, spec: TransformSpec, negotiated: str | None = None) -> MediaJob:
     """Resolve ``spec`` against the probed source, refusing (422) what this source cannot give."""
+    if spec.engine not in (None, "ffmpeg"):
+        # checked after the probe: a file that is not media at all is a 415 whatever the engine
+        raise NotApplicable("engine", f"{spec.engine} does not read video or audio; only ffmpeg does")
     fmt = output_format(spec, info, source, negotiated)
     length = f" (it lasts {info.duration:g} s)" if info.duration is not None else ""
     if not info.has_video:
