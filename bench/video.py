@@ -11,7 +11,10 @@ port, then, alternating so that drift hits both sides alike:
 
 It prints medians (and min..max) of time to first byte and total time, the service's
 overhead over ffmpeg alone, and the cost of a cold frame grab next to ffmpeg's bare
-start-up (``ffmpeg -version``) and the same frame-grab command run directly.
+start-up (``ffmpeg -version``), ffprobe, and the same frame-grab command run directly;
+then the same frame-grab URL repeated (a result-cache hit where the cache exists).
+Each transcode and cold grab gets a URL of its own (``bg`` varies, which changes the
+URL but not the argv), so a result cache cannot turn them into hits.
 """
 
 from __future__ import annotations
@@ -37,6 +40,20 @@ TRANSCODES = [
     ("mp4 360p", "format=mp4&size=x360"),
 ]
 FRAME = "frame=5&size=320x180"
+
+
+def unique(run: int) -> str:
+    """A parameter that changes the URL (so a result cache, where present, misses) but not ffmpeg's argv:
+    ``bg`` is only used by fit=pad."""
+    return f"bg=0000{run:02x}"
+
+
+def cache_state() -> str:
+    try:
+        import transforms.cache  # noqa: F401
+    except ImportError:
+        return "no result cache in this checkout: made again each time"
+    return "a result-cache hit"
 
 
 def free_port() -> int:
@@ -149,11 +166,11 @@ def main() -> None:
         for label, query in TRANSCODES:
             argv = engine_argv(media, "clip.mp4", query)
             direct_first, direct_total, service_first, service_total = [], [], [], []
-            for _ in range(args.runs):
+            for run in range(args.runs):
                 first, total = run_direct(argv)
                 direct_first.append(first)
                 direct_total.append(total)
-                first, total, _size = run_service(port, f"/clip.mp4?{query}")
+                first, total, _size = run_service(port, f"/clip.mp4?{query}&{unique(run)}")
                 service_first.append(first)
                 service_total.append(total)
             overhead = statistics.median(service_total) / statistics.median(direct_total) - 1
@@ -174,12 +191,16 @@ def main() -> None:
             subprocess.run(probe_argv, stdout=subprocess.DEVNULL, check=True)
             probes.append(time.perf_counter() - started)
             direct_frames.append(run_direct(frame_argv)[1])
-            service_frames.append(run_service(port, f"/clip.mp4?{FRAME}")[1])
+            service_frames.append(run_service(port, f"/clip.mp4?{FRAME}&{unique(100 + len(probes))}")[1])
+        run_service(port, f"/clip.mp4?{FRAME}")
+        repeats = [run_service(port, f"/clip.mp4?{FRAME}")[1] for _ in range(args.runs * 2)]
         print(f"\ncold frame grab ({FRAME}, no result cache), {args.runs * 2} runs:")
         print(f"  ffmpeg -version (bare start-up)           {summary(bare)}")
         print(f"  ffprobe of the source (first request)     {summary(probes)}")
         print(f"  ffmpeg frame-grab command alone           {summary(direct_frames)}")
         print(f"  through the service (probe kept, + HTTP)  {summary(service_frames)}")
+        print(f"\nthe same frame-grab URL again ({cache_state()}):")
+        print(f"  through the service                       {summary(repeats)}")
     finally:
         server.terminate()
         server.wait(timeout=15)
