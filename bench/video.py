@@ -176,7 +176,7 @@ def main() -> None:
             overhead = statistics.median(service_total) / statistics.median(direct_total) - 1
             best = min(service_total) / min(direct_total) - 1
             print(f"{label:36} {summary(direct_first):>22} {summary(service_first):>22} "
-                  f"{summary(direct_total):>22} {summary(service_total):>22} {overhead:+8.1%} {best:+8.1%}")  # fmt: skip
+                  f"{summary(direct_total):>22} {summary(service_total):>22} {overhead:+8.1%} {best:+8.1%}")
 
         bare, probes, direct_frames, service_frames = [], [], [], []
         frame_argv = engine_argv(media, "clip.mp4", FRAME)
