@@ -445,3 +445,11 @@ def test_real_big_buck_bunny(client, shared_media, tmp_path, settings):
     assert streams(report, "audio")[0]["channels"] == 2  # 5.1 mixed down for the web
     image = decode(body(client.get("/moviepy__big_buck_bunny_0_30.webm?frame=20&size=240x160&fit=cover")))
     assert image.size == (240, 160)
+
+
+def test_head_of_a_transcode_leaves_nothing_running(client, clips, tool_children):
+    with tool_children():
+        response = client.head("/clip.mp4?size=64x36")
+        assert response.status_code == 200
+        assert response["Content-Type"] == "video/mp4"
+        response.close()
