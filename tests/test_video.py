@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -452,4 +453,20 @@ def test_head_of_a_transcode_leaves_nothing_running(client, clips, tool_children
         response = client.head("/clip.mp4?size=64x36")
         assert response.status_code == 200
         assert response["Content-Type"] == "video/mp4"
+        response.close()
+
+
+def test_video_deadline_stops_a_transcode_that_outlives_it(client, clips, settings, tool_children):
+    from streaming.pipeline import DeadlineExceeded
+
+    settings.TRANSFORMS_VIDEO_DEADLINE = 1
+    with tool_children():
+        response = client.get("/clip.mp4?format=webm&quality=100")
+        assert response.status_code == 200
+        chunks = iter(response.streaming_content)
+        next(chunks)
+        time.sleep(1.2)  # a client this slow outlives the deadline
+        with pytest.raises(DeadlineExceeded):
+            for _ in chunks:
+                pass
         response.close()
