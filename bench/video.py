@@ -195,7 +195,7 @@ def main() -> None:
             service_frames.append(run_service(port, f"/clip.mp4?{FRAME}&{unique(100 + len(probes))}")[1])
         run_service(port, f"/clip.mp4?{FRAME}")
         repeats = [run_service(port, f"/clip.mp4?{FRAME}")[1] for _ in range(args.runs * 2)]
-        print(f"\ncold frame grab ({FRAME}, no result cache), {args.runs * 2} runs:")
+        print(f"\ncold frame grab ({FRAME}, a new URL each run: never a cache hit), {args.runs * 2} runs:")
         print(f"  ffmpeg -version (bare start-up)           {summary(bare)}")
         print(f"  ffprobe of the source (first request)     {summary(probes)}")
         print(f"  ffmpeg frame-grab command alone           {summary(direct_frames)}")
