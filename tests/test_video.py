@@ -470,3 +470,54 @@ def test_video_deadline_stops_a_transcode_that_outlives_it(client, clips, settin
             for _ in chunks:
                 pass
         response.close()
+
+
+# --- pure parts: ffprobe reports and even plans, as tables ------------------
+
+VIDEO = {"codec_type": "video", "codec_name": "h264", "width": 640, "height": 360, "avg_frame_rate": "30000/1001"}
+AUDIO = {"codec_type": "audio", "codec_name": "aac"}
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        ({"streams": [VIDEO, AUDIO], "format": {"duration": "4.5"}},
+         {"width": 640, "height": 360, "rotation": 0, "duration": 4.5, "audio_codec": "aac"}),
+        ({"streams": [{**VIDEO, "side_data_list": [{"rotation": -90}]}], "format": {}},
+         {"width": 360, "height": 640, "rotation": 90, "duration": None}),
+        ({"streams": [{**VIDEO, "side_data_list": [{"rotation": 90}]}], "format": {"duration": "N/A"}},
+         {"width": 360, "height": 640, "rotation": 270}),
+        ({"streams": [{**VIDEO, "side_data_list": [{"rotation": -180}]}], "format": {}},
+         {"width": 640, "height": 360, "rotation": 180}),
+        ({"streams": [{**VIDEO, "tags": {"rotate": "90"}}], "format": {}}, {"width": 360, "rotation": 90}),
+        ({"streams": [{**VIDEO, "sample_aspect_ratio": "4:3"}], "format": {}},
+         {"width": 853, "height": 360, "stored_width": 640}),
+        ({"streams": [{**VIDEO, "sample_aspect_ratio": "0:1"}], "format": {}}, {"width": 640}),
+        ({"streams": [AUDIO, {**VIDEO, "disposition": {"attached_pic": 1}}], "format": {"duration": "3"}},
+         {"video_codec": None, "width": 0, "audio_codec": "aac"}),
+        ({"streams": [{**VIDEO, "duration": "2.0"}], "format": {}}, {"duration": 2.0}),
+        ({"streams": [VIDEO], "format": {}}, {"fps": 30000 / 1001}),
+    ],
+)
+def test_describe_ffprobe_reports(report, expected):
+    from transforms.probe import describe
+
+    info = describe(report)
+    for name, value in expected.items():
+        assert getattr(info, name) == value, name
+
+
+@pytest.mark.parametrize(
+    ("plan", "resize", "canvas"),
+    [
+        (Plan((1280, 720), None, (301, 169)), (300, 168), None),
+        (Plan((1280, 720), None, (1, 1)), (2, 2), None),
+        (Plan((1280, 720), None, (300, 169), (301, 301)), (300, 168), (300, 300)),
+        (Plan((1280, 720), None, (320, 180)), (320, 180), None),
+    ],
+)
+def test_even_plans_for_4_2_0_video(plan, resize, canvas):
+    from transforms.geometry import even
+
+    made = even(plan)
+    assert (made.resize, made.canvas) == (resize, canvas)
