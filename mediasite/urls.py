@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/renders/<str:render_id>/events", render_api.events, name="render-events"),
     path("api/renders/<str:render_id>/cancel", render_api.cancel, name="render-cancel"),
     path("cameras/", include("streaming.cameras.urls")),
+    path("play/<path:path>", media_views.player, name="player"),
     path("<path:path>", media_views.media, name="media"),
 ]

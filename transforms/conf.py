@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_MAX_BYTES": 1 << 30,
     # Seconds a request waits for an identical render in progress elsewhere before rendering its own.
     "CACHE_WAIT": 60,
+    # The same for video/audio transcodes, which may run for minutes: after this, an
+    # identical request streams from its own ffmpeg instead of waiting for the first.
+    "TRANSCODE_CACHE_WAIT": 2,
     # "off": URLs need no signature; "required": every transform URL must carry ?sig=.
     "SIGNING": "off",
     # Largest output width or height a request may ask for.
@@ -49,6 +52,24 @@ DEFAULTS: dict[str, Any] = {
     # Folder of the netpbm tools the cjpeg engine runs (pamflip, pamcut, pamscale,
     # pnmpad); empty means "find them on PATH".
     "NETPBM_DIR": "",
+    # --- video and audio (issue 4) ---
+    # Longest source accepted, in seconds, read by ffprobe before any work starts.
+    "MAX_SOURCE_DURATION": 4 * 3600,
+    # Largest video frame accepted, in pixels (8K UHD fits).
+    "MAX_VIDEO_PIXELS": 8192 * 4320,
+    # Longest result a transcode may make, in seconds; longer asks must name start= and duration=.
+    "MAX_OUTPUT_DURATION": 600,
+    # Longest animated GIF, in seconds (the palette pass holds every frame in memory).
+    "MAX_GIF_DURATION": 30,
+    # Seconds a whole transcode may take, streaming included, before it is killed.
+    "VIDEO_DEADLINE": 900,
+    # Seconds ffprobe may take to read a source's header.
+    "PROBE_TIMEOUT": 10,
+    # Work slots a transcode takes (a thumbnail or a frame grab takes one).
+    "VIDEO_WEIGHT": 2,
+    # The only demuxers ffmpeg and ffprobe may use: no playlists (hls, concat) that could
+    # name other files, no image pipes (images go to the image engines).
+    "VIDEO_DEMUXERS": "mov,mp4,matroska,webm,avi,mpegts,mpeg,ogg,mp3,wav,flac,aac,asf,flv,aiff,caf,w64,wv,mxf",
 }
 
 

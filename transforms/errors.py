@@ -64,3 +64,15 @@ class Unavailable(TransformError):
 
     status = 422
     code = "engine_unavailable"
+
+
+class NotApplicable(TransformError):
+    """A valid parameter this source cannot honour: a frame of an audio file, ``format=png`` of a
+    video without ``frame``, a frame past the end."""
+
+    status = 422
+    code = "not_applicable"
+
+    def __init__(self, parameter: str, message: str, **details: object) -> None:
+        super().__init__(f"{parameter}: {message}", parameter=parameter, **details)
+        self.parameter = parameter

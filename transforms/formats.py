@@ -26,3 +26,15 @@ def negotiate(accept: str) -> str | None:
         if CONTENT_TYPES[fmt] in offered:
             return fmt
     return None
+
+# What ffmpeg makes from video and audio sources (frames use the image types above).
+MEDIA_CONTENT_TYPES = {
+    "mp4": "video/mp4",
+    "webm": "video/webm",
+    "mp3": "audio/mpeg",
+    "m4a": "audio/mp4",
+    "gif": "image/gif",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+}

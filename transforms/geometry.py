@@ -90,3 +90,20 @@ def _cover(source: tuple[int, int], box_w: int, box_h: int, upscale: bool) -> Pl
     if crop == (0, 0, src_w, src_h):
         crop = None
     return Plan(source, crop, resize)
+
+
+def even(plan: Plan) -> Plan:
+    """The same plan with even output sides (never below 2), as 4:2:0 video encoders need.
+
+    Each side loses at most one pixel, so the aspect ratio barely moves; a padded
+    canvas and the picture inside it are both made even.
+    """
+
+    def down(size: tuple[int, int]) -> tuple[int, int]:
+        return (max(2, size[0] - size[0] % 2), max(2, size[1] - size[1] % 2))
+
+    canvas = down(plan.canvas) if plan.canvas is not None else None
+    resize = down(plan.resize)
+    if canvas is not None:
+        resize = (min(resize[0], canvas[0]), min(resize[1], canvas[1]))
+    return Plan(plan.source, plan.crop, resize, canvas)

@@ -129,3 +129,23 @@ def _describe(source: Source, image: Image.Image) -> ImageInfo:
     if orientation in TRANSPOSING_ORIENTATIONS:
         width, height = height, width
     return ImageInfo(fmt, width, height, orientation, image.mode, getattr(image, "n_frames", 1))
+
+
+def looks_like_image(source: Source) -> bool:
+    """Whether Pillow recognises the file as one of the image formats served here.
+
+    It reads only the first bytes (no decoding), so the media view can pick the
+    image or the video path before its ETag check. A damaged file that Pillow
+    still recognises counts as an image, so the image path reports the damage.
+    """
+    if source.size == 0:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(source.path) as image:
+                return image.format in PILLOW_FORMATS
+    except UnidentifiedImageError:
+        return False
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError):
+        return True

@@ -19,6 +19,8 @@ from .errors import InvalidSpec
 
 FITS = ("contain", "cover", "fill", "pad")
 IMAGE_FORMATS = ("jpeg", "png", "webp", "avif", "gif")
+# Outputs only ffmpeg makes, from video and audio sources (gif is in both lists).
+MEDIA_FORMATS = ("mp4", "webm", "mp3", "m4a")
 FORMAT_ALIASES = {"jpg": "jpeg"}
 ENGINES = ("pillow", "convert", "cjpeg", "ffmpeg")
 SIGNATURE_PARAMETER = "sig"
@@ -39,6 +41,8 @@ class TransformSpec:
     frame: float | None = None
     start: float | None = None
     duration: float | None = None
+    fps: int | None = None  # video outputs: frames per second (None: the source's rate)
+    audio: bool = True  # video outputs: False drops the audio track
 
     def canonical(self) -> str:
         """Fields that differ from the defaults, in field order: ``k=v&k=v``."""
@@ -55,6 +59,11 @@ class TransformSpec:
     @property
     def has_size(self) -> bool:
         return self.width is not None or self.height is not None
+
+    def media_parameters(self) -> list[str]:
+        """The parameters given that only mean something for a video or audio source."""
+        defaults = TransformSpec()
+        return [name for name in MEDIA_PARAMETERS if getattr(self, name) != getattr(defaults, name)]
 
     @property
     def effective_quality(self) -> int:
@@ -158,7 +167,7 @@ def positive_seconds(name: str) -> Callable[[str], dict]:
 PARAMETERS: dict[str, Callable[[str], dict]] = {
     "size": parse_size,
     "fit": choice("fit", FITS),
-    "format": choice("format", IMAGE_FORMATS + ("auto",), FORMAT_ALIASES),
+    "format": choice("format", IMAGE_FORMATS + MEDIA_FORMATS + ("auto",), FORMAT_ALIASES),
     "quality": integer("quality", 1, 100),
     "engine": choice("engine", ENGINES),
     "upscale": flag("upscale"),
@@ -166,7 +175,12 @@ PARAMETERS: dict[str, Callable[[str], dict]] = {
     "frame": seconds("frame"),
     "start": seconds("start"),
     "duration": positive_seconds("duration"),
+    "fps": integer("fps", 1, 120),
+    "audio": flag("audio"),
 }
+
+# Fields of TransformSpec that apply to video and audio sources only.
+MEDIA_PARAMETERS = ("frame", "start", "duration", "fps", "audio")
 
 
 def parse_query(query: Mapping[str, list[str]]) -> TransformSpec:

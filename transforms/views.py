@@ -37,12 +37,14 @@ from streaming.responses import PipeResponse
 from . import signing
 from .cache import Entry, cache_key, result_cache
 from .conf import conf
-from .engines import Engine, ImageJob, get_engine
-from .errors import InvalidSpec, TransformError
-from .formats import CONTENT_TYPES, negotiate
+from .engines import Engine, FfmpegEngine, ImageJob, get_engine
+from .errors import InvalidSpec, SourceNotFound, TransformError
+from .formats import CONTENT_TYPES, MEDIA_CONTENT_TYPES, negotiate
 from .geometry import plan_for
-from .sources import Source, media_root, probe_image, resolve
-from .spec import TransformSpec, parse_query
+from .probe import probe_media
+from .sources import Source, looks_like_image, media_root, probe_image, resolve
+from .spec import IMAGE_FORMATS, MEDIA_FORMATS, TransformSpec, parse_query
+from .video import check_media_spec, media_job
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +109,17 @@ def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
 
 
 def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
+    if not looks_like_image(source):
+        return serve_media_transform(request, source)
     query = dict(request.GET.lists())
     spec = parse_query(query)
     signing.verify(source.name, query)
-    for video_only in ("frame", "start", "duration"):
-        if getattr(spec, video_only) is not None:
-            raise InvalidSpec(video_only, "applies to video sources only")
+    for media_only in spec.media_parameters():
+        raise InvalidSpec(media_only, "applies to video and audio sources only")
+    if spec.format in MEDIA_FORMATS:
+        raise InvalidSpec(
+            "format", f"{spec.format} is a video or audio format and this file is an image", ", ".join(IMAGE_FORMATS)
+        )
 
     engine = get_engine(spec.engine or conf.DEFAULT_ENGINE)
     accept = request.headers.get("Accept", "")
@@ -156,15 +163,19 @@ def render_image(source: Source, spec: TransformSpec, engine: Engine, negotiated
 
 
 def respond_with(
-    request: HttpRequest, key: str, headers: dict[str, str], produce: Callable[[], Rendered]
+    request: HttpRequest,
+    key: str,
+    headers: dict[str, str],
+    produce: Callable[[], Rendered],
+    wait: float | None = None,
 ) -> HttpResponse:
     """The seam between "what to make" and "how it is delivered", with the result cache between.
 
     A hit goes out as a file (sendfile, Range). A miss takes the render lock for
     ``key`` (other threads and worker processes wait for it, then hit), calls
     ``produce()`` and either stores the bytes or streams the pipeline while the
-    same bytes fill the cache file. A request that waited TRANSFORMS_CACHE_WAIT
-    seconds for someone else's render (a long video) renders for itself, uncached.
+    same bytes fill the cache file. A request that waited ``wait`` seconds
+    (default TRANSFORMS_CACHE_WAIT) for someone else's render renders for itself, uncached.
     Errors from ``produce()`` propagate to the caller's error mapping after the
     lock is released.
     """
@@ -172,7 +183,7 @@ def respond_with(
     if cache is None:
         return fresh_response(produce(), headers)
     try:
-        claimed = cache.claim(key, float(conf.CACHE_WAIT))
+        claimed = cache.claim(key, float(conf.CACHE_WAIT) if wait is None else wait)
     except OSError as exc:  # an unwritable or full cache folder must not fail the request
         logger.warning("result cache unusable, serving uncached: %s", exc)
         return fresh_response(produce(), headers)
@@ -237,6 +248,52 @@ def cached_response(request: HttpRequest, entry: Entry, headers: dict[str, str])
     )
 
 
+def serve_media_transform(request: HttpRequest, source: Source) -> HttpResponse:
+    """A transcode, time window or frame grab of a video or audio source, streamed from ffmpeg.
+
+    Same order as images: spec -> signature -> ETag/304 (before ffprobe runs) -> probe
+    and limits -> a started ffmpeg whose first byte has arrived -> the stream.
+    """
+    query = dict(request.GET.lists())
+    spec = parse_query(query)
+    signing.verify(source.name, query)
+    check_media_spec(spec)
+    engine = get_engine("ffmpeg")
+    negotiated = negotiate(request.headers.get("Accept", "")) if spec.format == "auto" else None
+    ingredients = transform_ingredients(source, spec, engine.version(), negotiated)
+    etag = transform_etag(ingredients)
+    headers = {"ETag": etag, "Cache-Control": conf.CACHE_CONTROL}
+    if spec.format == "auto":
+        headers["Vary"] = "Accept"
+    if not_modified(request, etag):
+        return not_modified_response(headers)
+
+    def produce() -> Rendered:
+        return Rendered(*render_media(source, spec, engine, negotiated))
+
+    # A frame grab is quick: identical requests wait for it. A transcode may run for
+    # minutes, so an identical request soon gives up waiting and streams its own.
+    wait = float(conf.CACHE_WAIT if spec.frame is not None else conf.TRANSCODE_CACHE_WAIT)
+    return respond_with(request, cache_key(*ingredients), headers, produce, wait=wait)
+
+
+def render_media(
+    source: Source, spec: TransformSpec, engine: FfmpegEngine, negotiated: str | None
+) -> tuple[str, Pipeline]:
+    """Probe and check limits, build the job, start ffmpeg under a work slot (released when the
+    pipeline closes) and a deadline; returns the content type and the pipeline, its first byte ready."""
+    job = media_job(source, probe_media(source), spec, negotiated)
+    slot = work_slots().acquire(engine.weight_of(job))
+    deadline = float(conf.DEADLINE if job.is_frame else conf.VIDEO_DEADLINE)
+    try:
+        pipeline = engine.render(job, deadline=deadline, on_close=slot.release)
+    except BaseException:
+        slot.release()
+        raise
+    first_output(pipeline, source, engine.name)
+    return MEDIA_CONTENT_TYPES[job.format], pipeline
+
+
 def first_output(pipeline: Pipeline, source: Source, engine_name: str) -> None:
     """Wait for the tool's first byte before committing to 200; a tool that fails at once is a 422."""
     try:
@@ -262,7 +319,7 @@ class EngineFailed(TransformError):
             f"{engine_name} could not process this file: {exc.reason}",
             path=source.name,
             engine=engine_name,
-            detail=exc.stderr.strip()[-300:],
+            detail=exc.stderr.replace(str(source.path), source.name).strip()[-300:],
         )
 
 
@@ -306,20 +363,48 @@ def not_modified_response(headers: dict[str, str]) -> HttpResponseNotModified:
 
 
 MEDIA_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"}
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".ogv"}
+AUDIO_EXTENSIONS = {".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".opus"}
 INDEX_LIMIT = 500
 
 
+def media_kind(name: str) -> str | None:
+    """What the front page shows for a file, from its extension: image, video, audio or nothing."""
+    extension = os.path.splitext(name)[1].lower()
+    if extension in MEDIA_EXTENSIONS:
+        return "image"
+    if extension in VIDEO_EXTENSIONS:
+        return "video"
+    if extension in AUDIO_EXTENSIONS:
+        return "audio"
+    return None
+
+
 def index(request: HttpRequest) -> HttpResponse:
-    """The front page: every image in the media folder with a live thumbnail."""
+    """The front page: every image with a live thumbnail, every clip with a frame grab."""
     root = media_root()
     entries = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.startswith(".") or os.path.splitext(name)[1].lower() not in MEDIA_EXTENSIONS:
+            kind = media_kind(name)
+            if name.startswith(".") or kind is None:
                 continue
             relative = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
-            entries.append(relative)
+            entries.append({"name": relative, "kind": kind})
             if len(entries) >= INDEX_LIMIT:
                 break
     return render(request, "transforms/index.html", {"entries": entries, "root": root})
+
+
+@require_safe
+def player(request: HttpRequest, path: str) -> HttpResponse:
+    """A page that plays one clip: the fragmented MP4 transcode, with WebM as the alternative."""
+    try:
+        source = resolve(path)
+    except TransformError as exc:
+        return error_response(exc)
+    kind = media_kind(source.name)
+    if kind not in ("video", "audio"):
+        return error_response(SourceNotFound("no such video or audio file", path=path))
+    return render(request, "transforms/player.html", {"name": source.name, "kind": kind})

@@ -6,9 +6,12 @@ from ..errors import InvalidSpec, Unavailable
 from .base import Engine, ImageJob
 from .cjpeg import CjpegEngine
 from .convert import ConvertEngine
+from .ffmpeg import FfmpegEngine, MediaJob
 from .pillow import PillowEngine
 
-ENGINES: dict[str, Engine] = {engine.name: engine for engine in (PillowEngine(), ConvertEngine(), CjpegEngine())}
+ENGINES: dict[str, Engine] = {
+    engine.name: engine for engine in (PillowEngine(), ConvertEngine(), CjpegEngine(), FfmpegEngine())
+}
 
 
 def get_engine(name: str) -> Engine:
@@ -22,4 +25,4 @@ def get_engine(name: str) -> Engine:
     return engine
 
 
-__all__ = ["ENGINES", "Engine", "ImageJob", "get_engine"]
+__all__ = ["ENGINES", "Engine", "FfmpegEngine", "ImageJob", "MediaJob", "get_engine"]
