@@ -18,6 +18,13 @@ from tests import media_factory
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def private_result_cache(tmp_path: Path, settings) -> Path:
+    """Every test gets its own result cache folder: never the checkout's var/cache."""
+    settings.TRANSFORMS_CACHE_DIR = tmp_path / "cache"
+    return settings.TRANSFORMS_CACHE_DIR
+
+
 @pytest.fixture
 def media_root(tmp_path: Path, settings) -> Path:
     root = tmp_path / "media"
