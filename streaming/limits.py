@@ -1,14 +1,17 @@
 """A per-process limit on concurrent work, counted in weighted slots.
 
 A worker process may run only so many tool processes (or in-process encodes) at
-once; past that the request is refused with 503 + Retry-After instead of queueing
-behind the others and blowing its deadline. Heavier work (a video transcode) takes
-more slots than a thumbnail.
+once. A request may wait a moment for a slot (a browser opens six connections
+for a page of thumbnails at once; each is short), but past that short wait it is
+refused with 503 + Retry-After instead of queueing behind the others without
+bound and blowing its deadline. Heavier work (a video transcode) takes more slots
+than a thumbnail.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 
 class Saturated(Exception):
@@ -28,22 +31,29 @@ class WorkSlots:
         self.capacity = capacity
         self._used = 0
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
 
     @property
     def used(self) -> int:
         return self._used
 
-    def acquire(self, weight: int = 1) -> Slot:
+    def acquire(self, weight: int = 1, wait: float = 0.0) -> Slot:
+        """Take ``weight`` slots, waiting up to ``wait`` seconds for them; else raise Saturated."""
         weight = min(max(1, weight), self.capacity)
-        with self._lock:
-            if self._used + weight > self.capacity:
-                raise Saturated()
+        deadline = time.monotonic() + wait
+        with self._freed:
+            while self._used + weight > self.capacity:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Saturated()
+                self._freed.wait(remaining)
             self._used += weight
         return Slot(self, weight)
 
     def _release(self, weight: int) -> None:
-        with self._lock:
+        with self._freed:
             self._used -= weight
+            self._freed.notify_all()
 
 
 class Slot:

@@ -263,9 +263,10 @@ def test_pixel_limit_follows_settings(client, photos, settings):
     assert json_error(response)["limit_pixels"] == 1_000_000
 
 
-def test_saturated_worker_answers_503_with_retry_after(client, photos, monkeypatch):
+def test_saturated_worker_answers_503_with_retry_after(client, photos, monkeypatch, settings):
     from streaming.limits import WorkSlots
 
+    settings.TRANSFORMS_SLOT_WAIT = 0
     slots = WorkSlots(1)
     held = slots.acquire()
     monkeypatch.setattr("transforms.views.work_slots", lambda: slots)

@@ -102,3 +102,17 @@ def test_weighted_slots():
         slots.acquire(1)
     heavy.release()
     assert slots.used == 1
+
+
+def test_a_slot_freed_during_the_wait_is_taken():
+    import threading
+
+    slots = WorkSlots(1)
+    held = slots.acquire()
+    threading.Timer(0.2, held.release).start()
+    second = slots.acquire(wait=5)
+    assert slots.used == 1
+    second.release()
+    with slots.acquire():
+        with pytest.raises(Saturated):
+            slots.acquire(wait=0.1)  # nobody frees it: refused after the wait

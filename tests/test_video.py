@@ -310,9 +310,10 @@ def test_limits_follow_settings(client, clips, settings):
     assert error_of(too_big)["limit_pixels"] == 32000
 
 
-def test_a_transcode_takes_heavier_work_slots(client, clips, monkeypatch):
+def test_a_transcode_takes_heavier_work_slots(client, clips, monkeypatch, settings):
     from streaming.limits import WorkSlots
 
+    settings.TRANSFORMS_SLOT_WAIT = 0
     slots = WorkSlots(3)
     monkeypatch.setattr("transforms.views.work_slots", lambda: slots)
     streaming = client.get("/clip.mp4?size=64x36")  # started, not read: holds its slots

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_SOURCE_BYTES": 200 * 1024 * 1024,
     # Work slots per worker process (a thumbnail takes one); 0 means 2 x CPU cores.
     "CONCURRENCY": 0,
+    # Seconds a request may wait for a free work slot before it is refused with 503.
+    "SLOT_WAIT": 3,
     # Seconds a transform may run before it is killed.
     "DEADLINE": 30,
     # Cache-Control sent with transformed results and originals.

@@ -155,7 +155,7 @@ def render_image(source: Source, spec: TransformSpec, engine: Engine, negotiated
     plan = plan_for((info.width, info.height), spec, int(conf.MAX_DIMENSION))
     job = ImageJob(source, info, plan, output_format, spec.effective_quality, spec.bg)
 
-    slot = work_slots().acquire(engine.weight)
+    slot = work_slots().acquire(engine.weight, wait=float(conf.SLOT_WAIT))
     result = engine.render(job, deadline=float(conf.DEADLINE), on_close=slot.release)
     if isinstance(result, Pipeline):
         first_output(result, source, engine.name)
@@ -283,7 +283,7 @@ def render_media(
     """Probe and check limits, build the job, start ffmpeg under a work slot (released when the
     pipeline closes) and a deadline; returns the content type and the pipeline, its first byte ready."""
     job = media_job(source, probe_media(source), spec, negotiated)
-    slot = work_slots().acquire(engine.weight_of(job))
+    slot = work_slots().acquire(engine.weight_of(job), wait=float(conf.SLOT_WAIT))
     deadline = float(conf.DEADLINE if job.is_frame else conf.VIDEO_DEADLINE)
     try:
         pipeline = engine.render(job, deadline=deadline, on_close=slot.release)
