@@ -363,3 +363,29 @@ def test_camera_page_shows_a_moving_image(cameras, page, tmp_path: Path):
     page.wait_for_function("document.getElementById('viewers').textContent !== '0'", timeout=10000)
     page.close()
     wait_for(lambda: stopped(cameras.redis, "demo", server))
+
+
+def test_a_viewer_that_stops_reading_is_dropped_and_others_keep_their_rate(cameras):
+    server = cameras("demo=emulated?size=640x480&fps=20", CAMERAS_SEND_TIMEOUT="1", GUNICORN_TIMEOUT="2")
+    base = f"{server.url}/cameras/demo"
+    import socket
+
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", server.port))
+    stuck.sendall(b"GET /cameras/demo/stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads
+    try:
+        with open_stream(f"{base}/stream.mjpg") as response:
+            reader = MjpegReader(response)
+            parts = reader.take(10)
+            assert requests.get(f"{server.url}/cameras/", timeout=10).status_code == 200  # not starved
+            wait_for(lambda: requests.get(f"{base}/status.json", timeout=5).json()["viewers"] == 2)
+            # the stuck viewer is dropped once its socket has refused data for CAMERAS_SEND_TIMEOUT
+            wait_for(lambda: requests.get(f"{base}/status.json", timeout=5).json()["viewers"] == 1, timeout=30)
+            parts += reader.take(40)  # the healthy viewer streamed on, past the worker timeout (2 s)
+        seqs = [part.seq for part in parts]
+        assert seqs == sorted(set(seqs)) and len(seqs) == 50
+        assert parts[-1].received - parts[0].received > 2
+    finally:
+        stuck.close()
+    wait_for(lambda: stopped(cameras.redis, "demo", server))

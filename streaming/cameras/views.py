@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import struct
+import termios
 import threading
 import time
 from functools import partial
@@ -139,11 +141,13 @@ def stream(request: HttpRequest, name: str) -> HttpResponse:
         slot.release()
         raise
 
+    sock = limit_send_time(request)
+
     def finished() -> None:
         feed.detach(viewer)
         slot.release()
+        drop_if_stuck(sock)
 
-    limit_send_time(request)
     body = MjpegStream(
         partial(feed.next_part, viewer), finished, first=first, max_fps=max_fps,
         silence=float(settings.CAMERAS_STALL_TIMEOUT) + 5,
@@ -222,13 +226,32 @@ def start_viewing(camera: Camera) -> tuple[Feed, Viewer, bytes]:
                       camera=camera.name)
 
 
-def limit_send_time(request: HttpRequest) -> None:
+def limit_send_time(request: HttpRequest) -> socket.socket | None:
     """gunicorn has no send timeout: a client that stops reading would pin this thread forever."""
     sock = request.META.get("gunicorn.socket")
     seconds = int(settings.CAMERAS_SEND_TIMEOUT)
     if sock is None or seconds <= 0:
-        return
+        return None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, 0))
+    except OSError:
+        return None
+    return sock
+
+
+def drop_if_stuck(sock: socket.socket | None) -> None:
+    """Cut a connection whose client stopped reading (bytes still queued when the stream closed).
+
+    gunicorn's gthread closes connections on its main thread and lingers up to 2 s
+    for the client's FIN; a client that stopped reading never sends one, and the
+    lingering would stall accepts and heartbeats. Shutting both directions here makes
+    that close immediate.
+    """
+    if sock is None:
+        return
+    try:
+        unsent = int.from_bytes(fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"), "little")
+        if unsent:
+            sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
