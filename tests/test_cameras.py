@@ -175,6 +175,8 @@ def test_bad_requests_and_the_viewer_limit(cameras):
         response = requests.get(f"{base}/demo/stream.mjpg?{query}", timeout=10)
         assert response.status_code == 400 and response.json()["parameter"] == parameter
     assert requests.options(f"{base}/demo/stream.mjpg", timeout=10).status_code == 405
+    head = requests.head(f"{base}/demo/stream.mjpg", timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Type"].startswith("multipart/x-mixed-replace")
 
     first, second = open_stream(f"{base}/demo/stream.mjpg"), open_stream(f"{base}/demo/stream.mjpg")
     refused = requests.get(f"{base}/demo/stream.mjpg", timeout=10)
@@ -389,3 +391,16 @@ def test_a_viewer_that_stops_reading_is_dropped_and_others_keep_their_rate(camer
     finally:
         stuck.close()
     wait_for(lambda: stopped(cameras.redis, "demo", server))
+
+
+def test_redis_unreachable_gives_503_not_500(gunicorn_factory, tmp_path):
+    from tests.conftest import free_port
+
+    server = gunicorn_factory({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "CAMERAS": "demo=emulated",
+                               "MEDIA_ROOT": str(tmp_path)})
+    for path in ["stream.mjpg", "snapshot.jpg", "status.json"]:
+        response = requests.get(f"{server.url}/cameras/demo/{path}", timeout=20)
+        assert response.status_code == 503 and response.json()["error"] == "relay_unavailable"
+        assert response.headers["Retry-After"]
+    page = requests.get(f"{server.url}/cameras/demo/", timeout=20)
+    assert page.status_code == 200 and "unreachable" in page.text

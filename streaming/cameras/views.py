@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import socket
 import struct
 import termios
@@ -19,12 +20,15 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
+from redis.exceptions import RedisError
 
 from ..limits import Saturated, WorkSlots
 from . import bus
 from .fanout import Feed, TooManyViewers, Viewer, feed_for
 from .mjpeg import CONTENT_TYPE, MjpegStream
 from .registry import Camera, cameras, get_camera
+
+logger = logging.getLogger(__name__)
 
 MAX_FPS = 60.0
 NO_STORE = "no-store, no-cache, must-revalidate, max-age=0"
@@ -70,6 +74,10 @@ def json_errors(view):
             return view(request, name)
         except CameraError as exc:
             return exc.response()
+        except RedisError as exc:
+            logger.warning("camera %s: relay unavailable: %s", name, exc)
+            return CameraError(503, "relay_unavailable", "the camera relay (Redis) is unreachable",
+                               retry_after=5).response()
 
     wrapped.__name__ = view.__name__
     wrapped.__doc__ = view.__doc__
@@ -92,7 +100,11 @@ def camera_page(request: HttpRequest, name: str) -> HttpResponse:
     if camera is None:
         return render(request, "cameras/index.html", {"cameras": list(cameras().values()), "missing": name},
                       status=404)
-    return render(request, "cameras/camera.html", {"camera": camera, "status": camera_status(camera)})
+    try:
+        status = camera_status(camera)
+    except RedisError:
+        status = {"state": "unknown", "error": "the camera relay (Redis) is unreachable", "fps": 0, "viewers": 0}
+    return render(request, "cameras/camera.html", {"camera": camera, "status": status})
 
 
 @require_safe
@@ -130,6 +142,10 @@ def stream(request: HttpRequest, name: str) -> HttpResponse:
     """multipart/x-mixed-replace of the newest frames; ``?fps=`` caps this viewer's rate."""
     camera = camera_or_404(name)
     max_fps = parse_fps(request)
+    if request.method == "HEAD":  # a stream has no end to send a HEAD's headers after
+        response = HttpResponse(content_type=CONTENT_TYPE)
+        response["Cache-Control"] = NO_STORE
+        return response
     refuse_if_failing(camera)
     try:
         slot = stream_slots().acquire()
