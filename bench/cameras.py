@@ -211,6 +211,7 @@ def main() -> None:
     env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "CAMERAS": CAMERA,
            "GUNICORN_BIND": f"127.0.0.1:{http_port}", "GUNICORN_WORKERS": str(args.workers),
            "GUNICORN_ACCESSLOG": "", "GUNICORN_LOGLEVEL": "warning", "CAMERAS_IDLE_TIMEOUT": "60",
+           "CAMERAS_MAX_VIEWERS": "1000",
            "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
     gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py",
                                  "mediasite.wsgi"], cwd=PROJECT, env=env)
