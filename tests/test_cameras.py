@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ import requests
 from PIL import Image
 
 from tests import media_factory
-from tests.conftest import children
+from tests.conftest import children, free_port
 from tests.media_factory import decode
 from tests.mjpeg_client import MjpegReader
 
@@ -370,8 +371,6 @@ def test_camera_page_shows_a_moving_image(cameras, page, tmp_path: Path):
 def test_a_viewer_that_stops_reading_is_dropped_and_others_keep_their_rate(cameras):
     server = cameras("demo=emulated?size=640x480&fps=20", CAMERAS_SEND_TIMEOUT="1", GUNICORN_TIMEOUT="2")
     base = f"{server.url}/cameras/demo"
-    import socket
-
     stuck = socket.socket()
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.connect(("127.0.0.1", server.port))
@@ -394,8 +393,6 @@ def test_a_viewer_that_stops_reading_is_dropped_and_others_keep_their_rate(camer
 
 
 def test_redis_unreachable_gives_503_not_500(gunicorn_factory, tmp_path):
-    from tests.conftest import free_port
-
     server = gunicorn_factory({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "CAMERAS": "demo=emulated",
                                "MEDIA_ROOT": str(tmp_path)})
     for path in ["stream.mjpg", "snapshot.jpg", "status.json"]:
