@@ -280,12 +280,10 @@ def test_source_dying_mid_stream_ends_the_stream_and_restarts(cameras):
         assert len(reader.take(3)) == 3
         (first_ffmpeg,) = ffmpegs(server)
         os.kill(first_ffmpeg, signal.SIGKILL)
-        rest = list(reader)  # ends: no hang
+        list(reader)  # ends: no hang
         assert reader.closed_cleanly
-    assert len(rest) < 30
-    status = wait_for(lambda: (s := requests.get(f"{base}/status.json", timeout=5).json())["error"] and s)
-    assert "-9" in status["error"] or "signal" in status["error"] or "ended" in status["error"]
     wait_for(lambda: requests.get(f"{base}/status.json", timeout=5).json()["state"] == "running")
+    assert "ffmpeg exited with status -9" in requests.get(f"{base}/status.json", timeout=5).json()["last_error"]
     with open_stream(f"{base}/stream.mjpg") as response:
         parts = MjpegReader(response).take(3)
         assert ffmpegs(server) and ffmpegs(server) != [first_ffmpeg]

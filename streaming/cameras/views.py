@@ -125,6 +125,7 @@ def camera_status(camera: Camera) -> dict:
         "source": camera.description,
         "state": state.get("state", "idle") if running else "idle",
         "error": state.get("error", ""),
+        "last_error": state.get("last_error", ""),
         "fps": state.get("fps", 0) if running else 0,
         "frames": state.get("frames", 0),
         "viewers": sum(bus.viewer_counts(camera.name).values()),
