@@ -247,8 +247,8 @@ def limit_send_time(request: HttpRequest) -> socket.socket | None:
     """gunicorn has no send timeout: a client that stops reading would pin this thread forever."""
     sock = request.META.get("gunicorn.socket")
     seconds = int(settings.CAMERAS_SEND_TIMEOUT)
-    if sock is None or seconds <= 0:
-        return None
+    if sock is None or seconds <= 0 or not request.META.get("SERVER_PROTOCOL", "").startswith("HTTP/1"):
+        return None  # under HTTP/2 the socket is the whole shared connection: leave it alone
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, 0))
     except OSError:
