@@ -14,7 +14,7 @@ import struct
 import termios
 import threading
 import time
-from functools import partial
+from functools import partial, wraps
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -38,6 +38,8 @@ _slots_lock = threading.Lock()
 
 
 class CameraError(Exception):
+    """Everything a camera view refuses with: the status, a code for clients, a message for people."""
+
     def __init__(self, status: int, code: str, message: str, retry_after: int = 0, **details: object) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
@@ -69,6 +71,9 @@ def camera_or_404(name: str) -> Camera:
 
 
 def json_errors(view):
+    """Map CameraError (and a Redis outage) to JSON answers, so no camera view ends in a 500."""
+
+    @wraps(view)
     def wrapped(request: HttpRequest, name: str) -> HttpResponse:
         try:
             return view(request, name)
@@ -79,8 +84,6 @@ def json_errors(view):
             return CameraError(503, "relay_unavailable", "the camera relay (Redis) is unreachable",
                                retry_after=5).response()
 
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 
