@@ -399,3 +399,15 @@ def test_redis_unreachable_gives_503_not_500(gunicorn_factory, tmp_path):
         assert response.headers["Retry-After"]
     page = requests.get(f"{server.url}/cameras/demo/", timeout=20)
     assert page.status_code == 200 and "unreachable" in page.text
+
+
+def test_graceful_stop_ends_streams_cleanly_instead_of_waiting_out_the_grace_period(cameras):
+    server = cameras("demo=emulated?size=160x120&fps=10", GUNICORN_GRACEFUL_TIMEOUT="60")
+    with open_stream(f"{server.url}/cameras/demo/stream.mjpg") as response:
+        reader = MjpegReader(response)
+        assert len(reader.take(3)) == 3
+        server.process.terminate()  # SIGTERM: what a deploy or reload sends
+        list(reader)
+        assert reader.closed_cleanly
+    server.process.wait(timeout=30)  # well inside the 60 s grace period: nothing waited it out
+    assert counter(cameras.redis, "demo", "producers") == 0

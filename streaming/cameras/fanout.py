@@ -40,6 +40,20 @@ WAKE_CHAINS = 2
 FRESH_FRAME = 2.0  # a new viewer starts with the held frame only if it is this recent
 
 
+# Set when the worker begins a graceful stop (SIGTERM, also sent on reload): streams never
+# end by themselves, so without this each would hold the worker for its whole graceful_timeout.
+shutting_down = threading.Event()
+SHUTDOWN_MESSAGE = "the server is restarting"
+
+
+def end_all_streams() -> None:
+    """Make every stream in this process end (with its closing boundary) within a wait step.
+
+    Safe to call from a signal handler: it only sets an event, takes no lock.
+    """
+    shutting_down.set()
+
+
 class TooManyViewers(Exception):
     """The camera is at CAMERAS_MAX_VIEWERS across the deployment."""
 
@@ -102,6 +116,8 @@ class Feed:
         """The newest part this viewer has not had, a failure text, or None after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
+            if shutting_down.is_set():
+                return SHUTDOWN_MESSAGE
             failures, message = self.failure
             if failures > viewer.failures:
                 viewer.failures = failures
