@@ -37,8 +37,6 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
-# gunicorn 27 opens a control socket under ~/.gunicorn unless told not to.
-control_socket_disable = True
 
 
 def post_worker_init(worker):
@@ -60,3 +58,7 @@ def post_worker_init(worker):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, on_term)
+
+
+# gunicorn 27 opens a control socket under ~/.gunicorn unless told not to.
+control_socket_disable = True
