@@ -38,6 +38,29 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+def post_worker_init(worker):
+    """On a graceful stop (SIGTERM, also sent on reload) end camera streams at once.
+
+    A camera stream never ends by itself, so without this every worker with viewers
+    would wait out ``graceful_timeout`` before exiting. The handler adds to gunicorn's
+    own (installed before this hook runs) and only sets an event.
+    """
+    import signal
+
+    from streaming.cameras.fanout import end_all_streams
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        end_all_streams()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
 # gunicorn 27 opens a control socket under ~/.gunicorn unless told not to.
 control_socket_disable = True
 

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class StreamingConfig(AppConfig):
     name = "streaming"
     verbose_name = "Streaming"
+
+    def ready(self) -> None:
+        from .cameras import checks  # noqa: F401  (registers the camera system checks)

@@ -204,3 +204,18 @@ def test_emulated_frames_move():
     a, b = Image.open(io.BytesIO(first)), Image.open(io.BytesIO(second))
     assert a.size == b.size == (160, 120)
     assert a.tobytes() != b.tobytes()
+
+
+def test_system_checks_report_camera_problems(settings, tmp_path):
+    from streaming.cameras.checks import check_cameras
+
+    (tmp_path / "ok.mp4").write_bytes(b"x")
+    settings.MEDIA_ROOT = tmp_path
+    settings.STREAMING_FFMPEG = "ffmpeg"
+    settings.CAMERAS = "demo=emulated,ok=file:ok.mp4"
+    assert check_cameras() == []
+    settings.CAMERAS = "a=bogus"
+    assert [m.id for m in check_cameras()] == ["cameras.E001"]
+    settings.CAMERAS = "gone=file:gone.mp4,cam=v4l2:///dev/video-missing"
+    settings.STREAMING_FFMPEG = "/nonexistent/ffmpeg"
+    assert sorted(m.id for m in check_cameras()) == ["cameras.W001", "cameras.W002", "cameras.W003"]

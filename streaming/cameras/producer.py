@@ -84,6 +84,7 @@ class Producer(threading.Thread):
         self.frames_sent = 0
         self.state = "starting"
         self.error = ""
+        self.last_error = ""  # kept after recovery, for operators (and tests)
         self.retry_at = 0.0
         self.stop_reason = ""
 
@@ -124,7 +125,8 @@ class Producer(threading.Thread):
             with contextlib.suppress(Exception):
                 self.lease.release()
                 redis.decr(bus.key(name, "producers"))
-                bus.write_status(name, state="stopped", error=self.error, reason=self.stop_reason)
+                bus.write_status(name, state="stopped", error=self.error, last_error=self.last_error,
+                                 reason=self.stop_reason)
             logger.info("camera %s: producer stopped (%s)", name, self.stop_reason)
 
     def _capture(self) -> None:
@@ -154,12 +156,14 @@ class Producer(threading.Thread):
     def _failed(self, message: str, backoff: float) -> None:
         logger.warning("camera %s: source failed (%s); restarting in %g s", self.camera.name, message, backoff)
         self.state, self.error, self.retry_at = "failed", message, time.time() + backoff
+        self.last_error = f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC: {message}"
         self._publish_status()
         bus.client().publish(bus.key(self.camera.name, "frames"), bus.encode_failure(message))
 
     def _publish_status(self, fps: float = 0.0) -> None:
         bus.write_status(
-            self.camera.name, state=self.state, error=self.error, fps=round(fps, 2), frames=self.seq,
+            self.camera.name, state=self.state, error=self.error, last_error=self.last_error, fps=round(fps, 2),
+            frames=self.seq,
             retry_at=self.retry_at if self.state == "failed" else 0, producer=self.lease.owner,
         )
 

@@ -7,22 +7,28 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import socket
 import struct
+import termios
 import threading
 import time
-from functools import partial
+from functools import partial, wraps
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
+from redis.exceptions import RedisError
 
 from ..limits import Saturated, WorkSlots
 from . import bus
 from .fanout import Feed, TooManyViewers, Viewer, feed_for
 from .mjpeg import CONTENT_TYPE, MjpegStream
 from .registry import Camera, cameras, get_camera
+
+logger = logging.getLogger(__name__)
 
 MAX_FPS = 60.0
 NO_STORE = "no-store, no-cache, must-revalidate, max-age=0"
@@ -32,6 +38,8 @@ _slots_lock = threading.Lock()
 
 
 class CameraError(Exception):
+    """Everything a camera view refuses with: the status, a code for clients, a message for people."""
+
     def __init__(self, status: int, code: str, message: str, retry_after: int = 0, **details: object) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
@@ -63,14 +71,19 @@ def camera_or_404(name: str) -> Camera:
 
 
 def json_errors(view):
+    """Map CameraError (and a Redis outage) to JSON answers, so no camera view ends in a 500."""
+
+    @wraps(view)
     def wrapped(request: HttpRequest, name: str) -> HttpResponse:
         try:
             return view(request, name)
         except CameraError as exc:
             return exc.response()
+        except RedisError as exc:
+            logger.warning("camera %s: relay unavailable: %s", name, exc)
+            return CameraError(503, "relay_unavailable", "the camera relay (Redis) is unreachable",
+                               retry_after=5).response()
 
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 
@@ -90,7 +103,11 @@ def camera_page(request: HttpRequest, name: str) -> HttpResponse:
     if camera is None:
         return render(request, "cameras/index.html", {"cameras": list(cameras().values()), "missing": name},
                       status=404)
-    return render(request, "cameras/camera.html", {"camera": camera, "status": camera_status(camera)})
+    try:
+        status = camera_status(camera)
+    except RedisError:
+        status = {"state": "unknown", "error": "the camera relay (Redis) is unreachable", "fps": 0, "viewers": 0}
+    return render(request, "cameras/camera.html", {"camera": camera, "status": status})
 
 
 @require_safe
@@ -111,6 +128,7 @@ def camera_status(camera: Camera) -> dict:
         "source": camera.description,
         "state": state.get("state", "idle") if running else "idle",
         "error": state.get("error", ""),
+        "last_error": state.get("last_error", ""),
         "fps": state.get("fps", 0) if running else 0,
         "frames": state.get("frames", 0),
         "viewers": sum(bus.viewer_counts(camera.name).values()),
@@ -128,6 +146,10 @@ def stream(request: HttpRequest, name: str) -> HttpResponse:
     """multipart/x-mixed-replace of the newest frames; ``?fps=`` caps this viewer's rate."""
     camera = camera_or_404(name)
     max_fps = parse_fps(request)
+    if request.method == "HEAD":  # a stream has no end to send a HEAD's headers after
+        response = HttpResponse(content_type=CONTENT_TYPE)
+        response["Cache-Control"] = NO_STORE
+        return response
     refuse_if_failing(camera)
     try:
         slot = stream_slots().acquire()
@@ -139,11 +161,13 @@ def stream(request: HttpRequest, name: str) -> HttpResponse:
         slot.release()
         raise
 
+    sock = limit_send_time(request)
+
     def finished() -> None:
         feed.detach(viewer)
         slot.release()
+        drop_if_stuck(sock)
 
-    limit_send_time(request)
     body = MjpegStream(
         partial(feed.next_part, viewer), finished, first=first, max_fps=max_fps,
         silence=float(settings.CAMERAS_STALL_TIMEOUT) + 5,
@@ -222,13 +246,32 @@ def start_viewing(camera: Camera) -> tuple[Feed, Viewer, bytes]:
                       camera=camera.name)
 
 
-def limit_send_time(request: HttpRequest) -> None:
+def limit_send_time(request: HttpRequest) -> socket.socket | None:
     """gunicorn has no send timeout: a client that stops reading would pin this thread forever."""
     sock = request.META.get("gunicorn.socket")
     seconds = int(settings.CAMERAS_SEND_TIMEOUT)
-    if sock is None or seconds <= 0:
-        return
+    if sock is None or seconds <= 0 or not request.META.get("SERVER_PROTOCOL", "").startswith("HTTP/1"):
+        return None  # under HTTP/2 the socket is the whole shared connection: leave it alone
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, 0))
+    except OSError:
+        return None
+    return sock
+
+
+def drop_if_stuck(sock: socket.socket | None) -> None:
+    """Cut a connection whose client stopped reading (bytes still queued when the stream closed).
+
+    gunicorn's gthread closes connections on its main thread and lingers up to 2 s
+    for the client's FIN; a client that stopped reading never sends one, and the
+    lingering would stall accepts and heartbeats. Shutting both directions here makes
+    that close immediate.
+    """
+    if sock is None:
+        return
+    try:
+        unsent = int.from_bytes(fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"), "little")
+        if unsent:
+            sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
