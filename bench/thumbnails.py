@@ -266,7 +266,7 @@ def in_process_ms(engine_name: str, source_name: str, fit: str, loops: int) -> f
 
     once()
     samples = []
-    for _ in range(3):
+    for _ in range(2):
         self_before = time.process_time()
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         for _ in range(loops):
@@ -284,7 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=4, help="enough to keep both cores busy")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engines", default="pillow,convert,cjpeg")
     parser.add_argument("--no-thumbor", action="store_true")
@@ -325,16 +325,19 @@ def main() -> None:
         for source in SOURCES:
             for fit in FITS:
                 runs: dict[str, list[dict]] = {server["name"]: [] for server in servers}
+                ceilings: dict[str, list[float]] = {server["name"]: [] for server in servers}
                 for server in servers:
                     measure(server["urls"](source, fit), server["pids"], 1, args.connections)  # warm up
+                loops = 10 if source == "1920x1080" else 4
                 for _ in range(args.runs):
                     for server in servers:
                         result = measure(server["urls"](source, fit), server["pids"], args.duration, args.connections)
                         runs[server["name"]].append(result)
+                        # the ceiling is measured right after, so both see the same background load
+                        if server["engine"]:
+                            ceilings[server["name"]].append(in_process_ms(server["engine"], source, fit, loops))
                 for server in servers:
-                    ceiling = None
-                    if server["engine"]:
-                        ceiling = in_process_ms(server["engine"], source, fit, 20 if source == "1920x1080" else 8)
+                    ceiling = statistics.median(ceilings[server["name"]]) if ceilings[server["name"]] else None
                     rows.append([server["name"], source, fit, median_of(runs[server["name"]]), ceiling, server])
         for row in rows:
             row[5] = max(peak_rss_mib(pid) for pid in row[5]["rss"])
