@@ -191,9 +191,9 @@ class Pipeline:
         With ``settle`` it waits longer: until every process has exited, or the output
         fills half the pipe (a large result, which then streams as usual). Image tools
         decode a damaged source with a warning, write a complete-looking file and only
-        then exit non-zero (djpeg -strict, convert -regard-warnings); settling lets a
-        result that fits in the pipe be judged by its exit status before the status
-        line, so a truncated source gives a 4xx, not a 200 with grey garbage.
+        then fail: djpeg -strict exits non-zero, ImageMagick only warns on stderr (see
+        ``fatal_stderr``). Settling lets a result that fits in the pipe be judged before
+        the status line, so a truncated source gives a 4xx, not a 200 with grey garbage.
         """
         if self.settle:
             self._wait_settled()
