@@ -122,8 +122,25 @@ def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
         )
 
     engine = get_engine(spec.engine or conf.DEFAULT_ENGINE)
-    accept = request.headers.get("Accept", "")
-    negotiated = negotiate(accept) if spec.format == "auto" else None
+    return conditional_transform(
+        request, source, spec, engine, lambda negotiated: render_image(source, spec, engine, negotiated)
+    )
+
+
+def conditional_transform(
+    request: HttpRequest,
+    source: Source,
+    spec: TransformSpec,
+    engine: Engine,
+    render: Callable[[str | None], Rendered],
+    wait: float | None = None,
+) -> HttpResponse:
+    """ETag and 304 before any probing, then the result cache seam; shared by images and media.
+
+    ``render(negotiated)`` makes the result on a miss; ``negotiated`` is the format
+    picked from Accept for ``format=auto`` (None otherwise).
+    """
+    negotiated = negotiate(request.headers.get("Accept", "")) if spec.format == "auto" else None
     ingredients = transform_ingredients(source, spec, engine.version(), negotiated)
     etag = transform_etag(ingredients)
     headers = {"ETag": etag, "Cache-Control": conf.CACHE_CONTROL}
@@ -131,11 +148,7 @@ def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
         headers["Vary"] = "Accept"
     if not_modified(request, etag):
         return not_modified_response(headers)
-
-    def produce() -> Rendered:
-        return render_image(source, spec, engine, negotiated)
-
-    return respond_with(request, cache_key(*ingredients), headers, produce)
+    return respond_with(request, cache_key(*ingredients), headers, lambda: render(negotiated), wait=wait)
 
 
 class Rendered(NamedTuple):
@@ -259,22 +272,17 @@ def serve_media_transform(request: HttpRequest, source: Source) -> HttpResponse:
     signing.verify(source.name, query)
     check_media_spec(spec)
     engine = get_engine("ffmpeg")
-    negotiated = negotiate(request.headers.get("Accept", "")) if spec.format == "auto" else None
-    ingredients = transform_ingredients(source, spec, engine.version(), negotiated)
-    etag = transform_etag(ingredients)
-    headers = {"ETag": etag, "Cache-Control": conf.CACHE_CONTROL}
-    if spec.format == "auto":
-        headers["Vary"] = "Accept"
-    if not_modified(request, etag):
-        return not_modified_response(headers)
-
-    def produce() -> Rendered:
-        return Rendered(*render_media(source, spec, engine, negotiated))
-
     # A frame grab is quick: identical requests wait for it. A transcode may run for
     # minutes, so an identical request soon gives up waiting and streams its own.
     wait = float(conf.CACHE_WAIT if spec.frame is not None else conf.TRANSCODE_CACHE_WAIT)
-    return respond_with(request, cache_key(*ingredients), headers, produce, wait=wait)
+    return conditional_transform(
+        request,
+        source,
+        spec,
+        engine,
+        lambda negotiated: Rendered(*render_media(source, spec, engine, negotiated)),
+        wait=wait,
+    )
 
 
 def render_media(
@@ -302,12 +310,6 @@ def first_output(pipeline: Pipeline, source: Source, engine_name: str) -> None:
         pipeline.close()
         logger.info("%s failed on %s: %s", engine_name, source.name, exc)
         raise EngineFailed(engine_name, source, exc) from None
-
-
-def stream_pipeline(pipeline: Pipeline, content_type: str, source: Source, engine_name: str) -> PipeResponse:
-    """Wait for the tool's first byte before committing to 200, then stream its stdout (uncached)."""
-    first_output(pipeline, source, engine_name)
-    return PipeResponse(pipeline, content_type)
 
 
 class EngineFailed(TransformError):
