@@ -195,7 +195,9 @@ def median_of(runs: list[dict]) -> dict:
 def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
     env = {**os.environ, "MEDIA_ROOT": str(MEDIA), "GUNICORN_BIND": f"127.0.0.1:{port}",
            "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": "8", "GUNICORN_ACCESSLOG": "",
-           "GUNICORN_LOGLEVEL": "warning", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "TRANSFORMS_CONCURRENCY": "16"}
+           "GUNICORN_LOGLEVEL": "warning", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "TRANSFORMS_CONCURRENCY": "16",
+           # every request must transform: the result cache would turn them into file sends
+           "TRANSFORMS_CACHE": "0"}
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py",
                                 "mediasite.wsgi"], cwd=PROJECT, env=env)
     wait_port(port, process)

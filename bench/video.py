@@ -152,7 +152,8 @@ def main() -> None:
     make_clip(media / "clip.mp4")
     port = free_port()
     env = {**os.environ, "MEDIA_ROOT": str(media), "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1",
-           "GUNICORN_ACCESSLOG": "", "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}  # fmt: skip
+           "GUNICORN_ACCESSLOG": "", "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+           "TRANSFORMS_CACHE": "0"}  # every run transcodes live; a cached result would be a file send  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "mediasite.wsgi"],
         cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
