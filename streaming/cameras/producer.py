@@ -87,6 +87,17 @@ class Producer(threading.Thread):
         self.last_error = ""  # kept after recovery, for operators (and tests)
         self.retry_at = 0.0
         self.stop_reason = ""
+        self._keeper = threading.Thread(target=self._keep, name=f"camera-keeper-{camera.name}", daemon=True)
+
+    def start(self) -> None:
+        """Start the keeper, then the producer.
+
+        The keeper is started here, from the caller's thread, not from ``run()``: a
+        Linux thread is born with its creator's OS name, so a keeper started by the
+        producer would show as a second ``cam-producer`` until it renamed itself.
+        """
+        self._keeper.start()
+        super().start()
 
     def stop(self, reason: str = "stopped") -> None:
         if not self._stop_event.is_set():
@@ -100,8 +111,6 @@ class Producer(threading.Thread):
         redis.incr(bus.key(name, "producers"))
         redis.incr(bus.key(name, "starts"))
         logger.info("camera %s: producer started in %s", name, bus.process_id())
-        keeper = threading.Thread(target=self._keep, name=f"camera-keeper-{name}", daemon=True)
-        keeper.start()
         backoff = float(settings.CAMERAS_RESTART_BACKOFF)
         try:
             while not self._stop_event.is_set():
@@ -121,7 +130,7 @@ class Producer(threading.Thread):
                     backoff = float(settings.CAMERAS_RESTART_BACKOFF)
         finally:
             self._stop_event.set()
-            keeper.join(5)
+            self._keeper.join(5)
             with contextlib.suppress(Exception):
                 self.lease.release()
                 redis.decr(bus.key(name, "producers"))
