@@ -117,9 +117,9 @@ def _reason(exc: BaseException, stage: str) -> str:
     return f"{type(exc).__name__} during {stage}: {message}"[:MAX_REASON]
 
 
-def publish_row(render: RenderJob) -> None:
-    """Put the row's state in the cache so live readers see a transition at once (best effort)."""
-    snapshot = {
+def row_fields(render: RenderJob) -> dict[str, Any]:
+    """The status fields as the database row has them (no live speed or ETA)."""
+    return {
         "status": render.status,
         "progress": render.progress,
         "stage": render.stage,
@@ -127,8 +127,12 @@ def publish_row(render: RenderJob) -> None:
         "eta_seconds": 0 if render.is_final else None,
         "error": render.error,
         "output": render.output,
-        "seq": next_seq((read_snapshot_quietly(render.pk) or {}).get("seq", 0)),
     }
+
+
+def publish_row(render: RenderJob) -> None:
+    """Put the row's state in the cache so live readers see a transition at once (best effort)."""
+    snapshot = {**row_fields(render), "seq": next_seq((read_snapshot_quietly(render.pk) or {}).get("seq", 0))}
     try:
         write_snapshot(render.pk, snapshot)
     except REDIS_ERRORS:
@@ -390,17 +394,8 @@ def cancel(render: RenderJob) -> RenderJob:
 
 def live_status(render: RenderJob) -> dict[str, Any]:
     """The fields of DESIGN.md's status object: the row, overlaid with the live snapshot while running."""
-    fields = {
-        "status": render.status,
-        "progress": render.progress,
-        "stage": render.stage,
-        "fps": None,
-        "eta_seconds": 0 if render.is_final else None,
-        "error": render.error,
-        "output": render.output,
-        "seq": int((render.finished_at or render.started_at or render.queued_at or render.created_at).timestamp()
-                   * 1000),
-    }
+    changed = render.finished_at or render.started_at or render.queued_at or render.created_at
+    fields = {**row_fields(render), "seq": int(changed.timestamp() * 1000)}
     if render.status == RenderStatus.PROCESSING:
         snapshot = read_snapshot_quietly(render.pk)
         if snapshot and snapshot.get("status") == RenderStatus.PROCESSING:
