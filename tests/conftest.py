@@ -59,6 +59,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes; its last value either way."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
 def open_fds(pid: int | str = "self") -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 

@@ -11,7 +11,7 @@ import requests
 from PIL import Image
 
 from tests import media_factory
-from tests.conftest import children, open_fds
+from tests.conftest import children, open_fds, wait_until
 from tests.media_factory import decode
 
 
@@ -40,15 +40,6 @@ def scratch_left(root) -> list[str]:
 @pytest.fixture
 def server(gunicorn_factory, media, scratch_root):
     return gunicorn_factory({"MEDIA_ROOT": str(media), "TMPDIR": str(scratch_root)})
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.mark.parametrize("engine", ["convert", "cjpeg"])

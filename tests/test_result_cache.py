@@ -15,9 +15,9 @@ import requests
 
 from streaming.fill import FileFill, TeedPipeline
 from streaming.pipeline import Pipeline
-from tests.conftest import children
+from tests.conftest import children, wait_until
 from tests.media_factory import decode
-from tests.test_splice_worker import RawClient, log_text, start, wait_until
+from tests.test_splice_worker import RawClient, log_text, start
 from transforms.cache import MAGIC, RenderLock, ResultCache, cache_key, result_cache
 
 pytestmark = pytest.mark.django_db

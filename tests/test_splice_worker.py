@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import children, open_fds
+from tests.conftest import children, open_fds, wait_until
 
 
 @pytest.fixture
@@ -216,15 +216,6 @@ def test_200_disconnects_leave_no_child_zombie_or_fd(gunicorn_factory, tmp_path,
     log = log_text(tmp_path)
     assert "Traceback" not in log
     assert log.count("client went away") >= 150  # one line each (a few end before the first splice)
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_tls_falls_back_to_copying(gunicorn_factory, tmp_path, blob):

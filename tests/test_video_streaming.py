@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
 
 import pytest
 import requests
 
 from tests import media_factory
-from tests.conftest import _cmdline, children, open_fds
+from tests.conftest import _cmdline, children, open_fds, wait_until
 
 
 @pytest.fixture
@@ -28,15 +27,6 @@ def server(gunicorn_factory, tmp_path):
 
 def ffmpegs(worker: int) -> list[int]:
     return [pid for pid in children(worker) if "ffmpeg" in _cmdline(pid)]
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def open_stream(server, path: str) -> tuple[socket.socket, bytes, bytes]:
