@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.zerocopy import PROJECT, free_port
+from bench.procfs import free_port
+from bench.zerocopy import PROJECT
 
 NGINX_CONF = """
 daemon off;

@@ -33,43 +33,11 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from bench.procfs import USER, cpu_seconds, descendants, free_port  # noqa: E402
+
 CAMERA = "bench=emulated?size=640x480&fps=15"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu_seconds(pids: list[int], which: tuple[int, ...] = (11, 12)) -> float:
-    """CPU seconds of ``pids``: user (field 11 after the name) + system (12) by default."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += sum(int(fields[index]) for index in which)
-        except OSError:
-            continue
-    return total / TICKS
-
-
-def descendants(pid: int) -> list[int]:
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    table[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-    found, frontier = [], {pid}
-    while frontier:
-        frontier = {child for child, parent in table.items() if parent in frontier}
-        found += frontier
-    return found
 
 
 class Viewer:
@@ -180,13 +148,13 @@ def measure(server_pids, redis_pid, port: int, viewers: int, seconds: float) -> 
     assert parent.poll(60), "viewers did not start"
     parent.recv()
     pids = server_pids()
-    cpu0, user0, redis0 = cpu_seconds(pids), cpu_seconds(pids, (11,)), cpu_seconds([redis_pid])
+    cpu0, user0, redis0 = cpu_seconds(pids), cpu_seconds(pids, (USER,)), cpu_seconds([redis_pid])
     t0 = time.monotonic()
     parent.send("go")
     rates, lags, _ = parent.recv()
     wall = time.monotonic() - t0
     cpu = (cpu_seconds(pids) - cpu0) / wall * 100
-    user = (cpu_seconds(pids, (11,)) - user0) / wall * 100
+    user = (cpu_seconds(pids, (USER,)) - user0) / wall * 100
     redis_cpu = (cpu_seconds([redis_pid]) - redis0) / wall * 100
     process.join()
     lags.sort()

@@ -30,11 +30,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from bench.procfs import free_port  # noqa: E402
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:

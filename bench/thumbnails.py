@@ -40,12 +40,14 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
+
+from bench.procfs import WITH_REAPED_CHILDREN, cpu_seconds, descendants, free_port  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediasite.settings")
 
 WORK = PROJECT / "var" / "bench"
 MEDIA = WORK / "media"
 THUMBOR_VENV = WORK / "thumbor-venv"
-TICK = os.sysconf("SC_CLK_TCK")
 SOURCES = {"1920x1080": (1920, 1080), "4000x3000": (4000, 3000)}
 FITS = {"contain": "", "cover": "&fit=cover"}
 THUMBOR_PATHS = {"contain": "/unsafe/fit-in/300x200/", "cover": "/unsafe/300x200/"}
@@ -85,44 +87,12 @@ def make_sources() -> None:
 
 # --- process accounting ----------------------------------------------------------------------
 
-def cpu_seconds(pids: list[int]) -> float:
-    """utime+stime+cutime+cstime of ``pids`` (children they reaped are in the last two)."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        total += sum(int(value) for value in fields[11:15])
-    return total / TICK
-
-
 def peak_rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def descendants(pid: int) -> list[int]:
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    table[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-    found, frontier = [], {pid}
-    while frontier:
-        frontier = {child for child, parent in table.items() if parent in frontier}
-        found += sorted(frontier)
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
@@ -171,10 +141,10 @@ def parse_wrk(output: str) -> dict:
 
 def measure(urls: list[str], pids: list[int], duration: float, connections: int) -> dict:
     """One run: wrk on every URL at once (connections split), CPU of ``pids`` over the run."""
-    cpu_before, started = cpu_seconds(pids), time.monotonic()
+    cpu_before, started = cpu_seconds(pids, WITH_REAPED_CHILDREN), time.monotonic()
     loads = [wrk(url, duration, connections // len(urls)) for url in urls]
     results = [parse_wrk(load.communicate()[0]) for load in loads]
-    elapsed, cpu = time.monotonic() - started, cpu_seconds(pids) - cpu_before
+    elapsed, cpu = time.monotonic() - started, cpu_seconds(pids, WITH_REAPED_CHILDREN) - cpu_before
     requests = sum(r["requests"] for r in results)
     return {
         "rps": requests / duration,

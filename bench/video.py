@@ -34,6 +34,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
+from bench.procfs import free_port  # noqa: E402
+
 TRANSCODES = [
     ("mp4 720p (H.264+AAC, fragmented)", "format=mp4"),
     ("webm 720p (VP9+Opus realtime)", "format=webm"),
@@ -54,12 +56,6 @@ def cache_state() -> str:
     except ImportError:
         return "no result cache in this checkout: made again each time"
     return "a result-cache hit"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_clip(path: Path) -> None:

@@ -25,21 +25,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.procfs import cpu_seconds, free_port
+
 PROJECT = Path(__file__).resolve().parents[1]
 GIB = 1 << 30
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 class Server:
@@ -96,9 +85,9 @@ def fetch(url: str, limit: str | None = None) -> tuple[int, float]:
 
 def measure(server: Server, url: str, size: int) -> tuple[float, float]:
     """(GB/s, worker CPU-s per GiB) for one transfer."""
-    before = cpu_seconds(server.worker)
+    before = cpu_seconds([server.worker])
     got, seconds = fetch(url)
-    used = cpu_seconds(server.worker) - before
+    used = cpu_seconds([server.worker]) - before
     if got != size:
         raise RuntimeError(f"{url}: got {got} bytes, expected {size}")
     return size / seconds / 1e9, used / (size / GIB)
@@ -140,14 +129,14 @@ def measure_ceiling(size: int) -> tuple[float, float]:
 def rate_limited(server: Server, path: str, clients: int, each: int) -> tuple[float, float]:
     """(% of one core used by the worker, MB/s delivered in total) for ``clients`` x 100 MB/s."""
     url = f"http://127.0.0.1:{server.port}{path}{each}"
-    before = cpu_seconds(server.worker)
+    before = cpu_seconds([server.worker])
     started = time.monotonic()
     argv = ["curl", "-s", "-f", "--limit-rate", "100M", "-o", "/dev/null", url]
     procs = [subprocess.Popen(argv) for _ in range(clients)]
     for proc in procs:
         proc.wait()
     wall = time.monotonic() - started
-    used = cpu_seconds(server.worker) - before
+    used = cpu_seconds([server.worker]) - before
     return 100 * used / wall, clients * each / wall / 1e6
 
 
