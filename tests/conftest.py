@@ -59,14 +59,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; its last value either way."""
+def wait_for(condition, timeout: float = 20.0, step: float = 0.05):
+    """Poll ``condition`` until it is truthy and return that value; AssertionError at the timeout."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(step)
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    """Like ``wait_for`` but answers False at the timeout, for ``assert wait_until(...)``."""
+    try:
+        return bool(wait_for(condition, timeout))
+    except AssertionError:
+        return False
 
 
 def open_fds(pid: int | str = "self") -> int:

@@ -9,16 +9,7 @@ import pytest
 
 from streaming.cameras import bus, producer
 from streaming.cameras.registry import parse
-
-
-def wait_for(condition, timeout: float = 15.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+from tests.conftest import wait_for
 
 
 class Demand:

@@ -18,7 +18,7 @@ import requests
 from PIL import Image
 
 from tests import media_factory
-from tests.conftest import children, free_port
+from tests.conftest import children, free_port, wait_for
 from tests.media_factory import decode
 from tests.mjpeg_client import MjpegReader
 
@@ -28,16 +28,6 @@ CAMERA_ENV = {
     "CAMERAS_RESTART_BACKOFF_MAX": "2",
     "CAMERAS_FIRST_FRAME_TIMEOUT": "15",
 }
-
-
-def wait_for(condition, timeout: float = 20.0, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 def ffmpegs(server) -> list[int]:

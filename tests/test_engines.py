@@ -15,7 +15,7 @@ from PIL import Image
 from streaming.pipeline import Pipeline, PipelineError
 from tests import media_factory
 from tests.media_factory import decode
-from tests.test_images import BLUE, GREEN, RED, YELLOW, body, corner, get_image, json_error, near
+from tests.test_images import BLUE, GREEN, RED, SIZES_AND_FITS, YELLOW, body, corner, get_image, json_error, near
 from transforms.engines import ENGINES, ImageJob
 from transforms.engines.cjpeg import CjpegEngine, decode_eighths
 from transforms.engines.convert import POLICY_DIR, SRGB_PROFILE, ConvertEngine
@@ -271,14 +271,7 @@ def clean(tool_children, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     ("query", "size"),
-    [
-        ("size=300x200", (300, 169)),
-        ("size=300x200&fit=cover", (300, 200)),
-        ("size=300x200&fit=fill", (300, 200)),
-        ("size=300x200&fit=pad", (300, 200)),
-        ("size=300x", (300, 169)),
-        ("size=x120", (213, 120)),
-    ],
+    SIZES_AND_FITS,
 )
 def test_sizes_and_fits(client, photos, engine, clean, query, size):
     image = get_image(client, f"/hd.jpg?{query}")

@@ -42,17 +42,20 @@ def near(colour, expected, tolerance=40) -> bool:
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 
+# query -> size of the result, for the 1920x1080 "hd.jpg" source (shared with tests/test_engines.py)
+SIZES_AND_FITS = [
+    ("size=300x200", (300, 169)),
+    ("size=300x200&fit=cover", (300, 200)),
+    ("size=300x200&fit=fill", (300, 200)),
+    ("size=300x200&fit=pad", (300, 200)),
+    ("size=300x", (300, 169)),
+    ("size=x120", (213, 120)),
+]
+
 
 @pytest.mark.parametrize(
     ("query", "size"),
-    [
-        ("size=300x200", (300, 169)),
-        ("size=300x200&fit=cover", (300, 200)),
-        ("size=300x200&fit=fill", (300, 200)),
-        ("size=300x200&fit=pad", (300, 200)),
-        ("size=300x", (300, 169)),
-        ("size=x120", (213, 120)),
-    ],
+    SIZES_AND_FITS,
 )
 def test_sizes_and_fits(client, photos, query, size):
     image = get_image(client, f"/hd.jpg?{query}")
