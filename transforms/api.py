@@ -35,6 +35,7 @@ from . import jobs
 from .errors import TransformError
 from .models import STATE_CODES, RenderJob, RenderStatus
 from .recipes import validate_recipe
+from .views import error_response
 
 # EventSource reconnects after this many milliseconds when a stream drops.
 SSE_RETRY_MS = 2000
@@ -48,19 +49,13 @@ class NotAuthenticated(TransformError):
     status = 401
     code = "not_authenticated"
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="renders"'}
+
 
 class RenderNotFound(TransformError):
     status = 404
     code = "not_found"
-
-
-def error_response(exc: TransformError) -> JsonResponse:
-    response = JsonResponse(exc.as_json(), status=exc.status)
-    if exc.status == 503:
-        response["Retry-After"] = "5"
-    if exc.status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="renders"'
-    return response
 
 
 def _token_ok(request: HttpRequest) -> bool:

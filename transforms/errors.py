@@ -19,6 +19,10 @@ class TransformError(Exception):
     def as_json(self) -> dict:
         return {"error": self.code, "message": self.message, **self.details}
 
+    def headers(self) -> dict[str, str]:
+        """Response headers this error calls for besides the body (Retry-After, WWW-Authenticate)."""
+        return {}
+
 
 class InvalidSpec(TransformError, ValueError):
     """A query parameter is unknown, repeated or out of range."""
@@ -76,3 +80,17 @@ class NotApplicable(TransformError):
     def __init__(self, parameter: str, message: str, **details: object) -> None:
         super().__init__(f"{parameter}: {message}", parameter=parameter, **details)
         self.parameter = parameter
+
+
+class Busy(TransformError):
+    """Every work slot of this worker stayed taken for the whole wait."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("the server is busy; try again shortly")
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

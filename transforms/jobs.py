@@ -67,6 +67,9 @@ class QueueUnavailable(TransformError):
     status = 503
     code = "queue_unavailable"
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
 
 class RenderConflict(TransformError):
     """The render is in a state where the operation makes no sense (cancel a complete render)."""

@@ -38,7 +38,7 @@ from . import signing
 from .cache import Entry, cache_key, result_cache
 from .conf import conf
 from .engines import Engine, FfmpegEngine, ImageJob, get_engine
-from .errors import InvalidSpec, SourceNotFound, TransformError
+from .errors import Busy, InvalidSpec, SourceNotFound, TransformError
 from .formats import CONTENT_TYPES, MEDIA_CONTENT_TYPES, negotiate
 from .geometry import plan_for
 from .probe import probe_media
@@ -65,7 +65,7 @@ def work_slots() -> WorkSlots:
 
 def error_response(exc: TransformError) -> JsonResponse:
     response = JsonResponse(exc.as_json(), status=exc.status)
-    for header, value in SECURITY_HEADERS.items():
+    for header, value in {**SECURITY_HEADERS, **exc.headers()}.items():
         response[header] = value
     return response
 
@@ -83,10 +83,7 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
             logger.info("refused %s: %s", path, exc.message)
         return error_response(exc)
     except Saturated as exc:
-        response = error_response(TransformError("the server is busy; try again shortly"))
-        response.status_code = 503
-        response["Retry-After"] = str(exc.retry_after)
-        return response
+        return error_response(Busy(exc.retry_after))
 
 
 def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
