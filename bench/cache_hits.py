@@ -6,8 +6,12 @@ Needs Debian's nginx for the comparison only (``apt-get install nginx-light``; i
 part of the product install). Both servers get a fresh temp folder and a free loopback
 port; nginx runs with a throw-away config (``daemon off``, sendfile on, access log off),
 gunicorn with the repo's config (``mediasite/gunicorn.conf.py``: the splice worker,
-one worker per core, access log off). The thumbnail is rendered once, then ``wrk``
-(2 threads, 32 connections) asks both for it; medians of --runs, interleaved.
+one worker per core, access log off), twice: as shipped (hits answered again from the
+worker's event loop, ``streaming.replay``) and with ``STREAMING_REPLAY_BYTES=0`` (every hit
+goes through Django and sendfile). The thumbnail is rendered once, then ``wrk`` (2 threads,
+32 connections) asks each server for it; medians of --runs, interleaved. Server CPU per
+request is the user+system time of the server's processes (from /proc) over the run,
+divided by the requests wrk counted.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.procfs import free_port
+from bench.procfs import cpu_seconds, descendants, free_port
 from bench.zerocopy import PROJECT
 
 NGINX_CONF = """
@@ -50,12 +54,17 @@ http {{
 """
 
 
-def wrk(url: str, seconds: int) -> float:
+def wrk(url: str, seconds: int, server: subprocess.Popen) -> tuple[float, float]:
+    """Requests/s, and the server's CPU microseconds per request, for one run."""
+    pids = [server.pid, *descendants(server.pid)]
+    before = cpu_seconds(pids)
     out = subprocess.run(["wrk", "-t2", "-c32", f"-d{seconds}s", url], check=True, capture_output=True,
                          text=True).stdout
+    used = cpu_seconds(pids) - before
     if "Non-2xx" in out:
         raise RuntimeError(f"errors from {url}:\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1e6 * used / max(requests, 1)
 
 
 def wait_for(url: str) -> None:
@@ -103,12 +112,20 @@ def main() -> None:
         [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "mediasite.wsgi"],
         cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    django_port = free_port()
+    through_django = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "mediasite.wsgi"],
+        cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**env, "GUNICORN_BIND": f"127.0.0.1:{django_port}", "STREAMING_REPLAY_BYTES": "0"},
+    )
     (root / "nginx.conf").write_text(NGINX_CONF.format(workers=cores, root=root, port=nginx_port))
     server = subprocess.Popen([nginx, "-p", str(root), "-c", str(root / "nginx.conf")])
     floor = None
     try:
         thumb = f"http://127.0.0.1:{gunicorn_port}/photo.jpg?size=300x200&fit=cover"
         wait_for(thumb)  # renders it once: every request after this is a cache hit
+        thumb_via_django = f"http://127.0.0.1:{django_port}/photo.jpg?size=300x200&fit=cover"
+        wait_for(thumb_via_django)
         entry = next(p for p in (root / "cache").rglob("*") if p.is_file() and "." not in p.name)
         body = entry.read_bytes().split(b"\n", 1)[1]
         (root / "static" / "thumb.jpg").write_bytes(body)
@@ -123,31 +140,33 @@ def main() -> None:
         )
         bare = f"http://127.0.0.1:{floor_port}/thumb.jpg"
         wait_for(bare)
-        served = subprocess.run(["curl", "-s", thumb], capture_output=True, check=True).stdout
-        assert served == body, "gunicorn did not serve the cached bytes"
-        ours, theirs, floors = [], [], []
+        for url in (thumb, thumb_via_django):
+            served = subprocess.run(["curl", "-s", url], capture_output=True, check=True).stdout
+            assert served == body, f"{url} did not serve the cached bytes"
+        rows = {
+            f"mediasite cache hit, as shipped (replayed by the worker, {cores} workers)": (thumb, gunicorn),
+            "mediasite cache hit, replays off (Django + sendfile)": (thumb_via_django, through_django),
+            f"nginx static file ({cores} workers, sendfile)": (static, server),
+            "reference: gunicorn, same config, a 5-line WSGI app answering from memory": (bare, floor),
+        }
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
         for _ in range(args.runs):
-            ours.append(wrk(thumb, args.seconds))
-            theirs.append(wrk(static, args.seconds))
-            floors.append(wrk(bare, args.seconds))
-        mine, nginx_rate, floor_rate = statistics.median(ours), statistics.median(theirs), statistics.median(floors)
+            for name, (url, process) in rows.items():
+                runs[name].append(wrk(url, args.seconds, process))
+        rates = {name: statistics.median(rate for rate, _ in results) for name, results in runs.items()}
+        nginx_rate = next(rate for name, rate in rates.items() if name.startswith("nginx"))
         print(f"\nCached 300x200 thumbnail ({len(body)} bytes), wrk -t2 -c32 -d{args.seconds}s, "
               f"median of {args.runs} runs, {cores} cores shared by client and server\n")
-        print("| server | requests/s | % of nginx |")
-        print("|---|---|---|")
-        share = 100 * mine / nginx_rate
-        print(f"| mediasite cache hit (gunicorn, {cores} workers, sendfile) | {mine:.0f} | {share:.0f}% |")
-        print(f"| nginx static file ({cores} workers, sendfile) | {nginx_rate:.0f} | 100% |")
-        print(f"| reference: gunicorn, same config, a 5-line WSGI app answering from memory | {floor_rate:.0f} | "
-              f"{100 * floor_rate / nginx_rate:.0f}% |")
+        print("| server | requests/s | % of nginx | server CPU µs per request |")
+        print("|---|---|---|---|")
+        for name, results in runs.items():
+            cpu = statistics.median(micros for _, micros in results)
+            print(f"| {name} | {rates[name]:.0f} | {100 * rates[name] / nginx_rate:.0f}% | {cpu:.0f} |")
     finally:
-        if floor is not None:
-            floor.terminate()
-            floor.wait(timeout=20)
-        server.terminate()
-        server.wait(timeout=10)
-        gunicorn.terminate()
-        gunicorn.wait(timeout=20)
+        for process in (floor, server, gunicorn, through_django):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=20)
         shutil.rmtree(root, ignore_errors=True)
 
 

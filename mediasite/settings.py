@@ -196,6 +196,11 @@ if STREAMING_SPLICE not in ("auto", "os", "ctypes", "off"):
     raise ImproperlyConfigured(f"STREAMING_SPLICE must be auto, os, ctypes or off, got {STREAMING_SPLICE!r}")
 # Seconds a streamed response may go without progress (tool silent or client not reading).
 STREAMING_STALL_TIMEOUT = env_int("STREAMING_STALL_TIMEOUT", 30)
+# Replays (streaming/replay.py): per-worker memory for small file responses (cache hits,
+# small originals) answered again from gunicorn's event loop; 0 turns them off.
+STREAMING_REPLAY_BYTES = env_int("STREAMING_REPLAY_BYTES", 16 << 20)
+STREAMING_REPLAY_MAX_BODY = env_int("STREAMING_REPLAY_MAX_BODY", 256 << 10)
+STREAMING_REPLAY_TTL = env_float("STREAMING_REPLAY_TTL", 10.0)
 
 # --- render jobs (MoviePy on django-rq): meaning in README "Video renders" ---
 # The rq queues live in the same Redis as the cache. Jobs are enqueued by

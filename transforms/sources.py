@@ -46,6 +46,11 @@ def media_root() -> Path:
     return Path(os.path.realpath(settings.MEDIA_ROOT))
 
 
+def requested_path(source: Source) -> str:
+    """The path as requested, symlinks unresolved: its stat tells whether the name still means this file."""
+    return os.path.join(media_root(), *source.name.split("/"))
+
+
 def resolve(name: str) -> Source:
     """Turn a request path into a Source or raise SourceNotFound (never anything outside the root)."""
     parts = name.split("/")

@@ -32,6 +32,7 @@ from streaming.fill import TeedPipeline
 from streaming.limits import Saturated, WorkSlots
 from streaming.pipeline import Pipeline, PipelineError
 from streaming.ranges import file_response
+from streaming.replay import mark_replayable
 from streaming.responses import PipeResponse
 
 from . import signing
@@ -42,7 +43,7 @@ from .errors import Busy, InvalidSpec, SourceNotFound, TransformError
 from .formats import CONTENT_TYPES, MEDIA_CONTENT_TYPES, negotiate
 from .geometry import plan_for
 from .probe import probe_media
-from .sources import Source, looks_like_image, media_root, probe_image, resolve
+from .sources import Source, looks_like_image, media_root, probe_image, requested_path, resolve
 from .spec import IMAGE_FORMATS, MEDIA_FORMATS, TransformSpec, parse_query
 from .video import check_media_spec, media_job
 
@@ -94,7 +95,7 @@ def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
     if not_modified(request, etag, mtime):
         return not_modified_response(headers)
     content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-    return file_response(
+    response = file_response(
         request,
         open(source.path, "rb", buffering=0),  # the response closes it
         size=source.size,
@@ -103,6 +104,7 @@ def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
         etag=etag,
         last_modified=mtime,
     )
+    return allow_replay(response, source)
 
 
 def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
@@ -145,7 +147,9 @@ def conditional_transform(
         headers["Vary"] = "Accept"
     if not_modified(request, etag):
         return not_modified_response(headers)
-    return respond_with(request, cache_key(*ingredients), headers, lambda: render(negotiated), wait=wait)
+    return respond_with(
+        request, cache_key(*ingredients), headers, lambda: render(negotiated), wait=wait, source=source
+    )
 
 
 class Rendered(NamedTuple):
@@ -178,6 +182,7 @@ def respond_with(
     headers: dict[str, str],
     produce: Callable[[], Rendered],
     wait: float | None = None,
+    source: Source | None = None,
 ) -> HttpResponse:
     """The seam between "what to make" and "how it is delivered", with the result cache between.
 
@@ -187,7 +192,8 @@ def respond_with(
     same bytes fill the cache file. A request that waited ``wait`` seconds
     (default TRANSFORMS_CACHE_WAIT) for someone else's render renders for itself, uncached.
     Errors from ``produce()`` propagate to the caller's error mapping after the
-    lock is released.
+    lock is released. A hit made from ``source`` may be replayed by the worker
+    (``streaming.replay``) while that file is unchanged.
     """
     cache = result_cache()
     if cache is None:
@@ -201,7 +207,8 @@ def respond_with(
         logger.info("result cache: gave up waiting for %s, rendering uncached", key)
         return fresh_response(produce(), headers)
     if isinstance(claimed, Entry):
-        return cached_response(request, claimed, headers)
+        response = cached_response(request, claimed, headers)
+        return response if source is None else allow_replay(response, source)
     lock = claimed
     logger.info("result cache miss: rendering %s", key)
     try:
@@ -256,6 +263,17 @@ def cached_response(request: HttpRequest, entry: Entry, headers: dict[str, str])
         headers={**headers, **SECURITY_HEADERS},
         etag=headers.get("ETag"),
     )
+
+
+def allow_replay(response: HttpResponse, source: Source) -> HttpResponse:
+    """Let the worker answer this exact request again without Django while ``source`` is unchanged.
+
+    Only whole file bodies qualify: their bytes follow from the URL, the request
+    headers the worker keys on and the source file (``streaming.replay``).
+    """
+    if response.status_code == 200 and getattr(response, "file_to_stream", None) is not None:
+        mark_replayable(response.file_to_stream, requested_path(source), source.size, source.mtime_ns)
+    return response
 
 
 def serve_media_transform(request: HttpRequest, source: Source) -> HttpResponse:
