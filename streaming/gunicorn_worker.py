@@ -57,6 +57,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from . import replay
 from . import splice as splicing
+from .follow import FollowAborted, GrowingFile
 from .pipeline import F_SETPIPE_SZ, PIPE_SIZE, PipelineError
 
 logger = logging.getLogger("streaming.splice")
@@ -106,6 +107,9 @@ class SpliceResponse(wsgi.Response):
 
     def write_file(self, respiter) -> None:
         filelike = respiter.filelike
+        if isinstance(filelike, GrowingFile):
+            self.send_growing(filelike)
+            return
         if not is_fifo(filelike):
             self.offer_replay(filelike)
             super().write_file(respiter)  # regular files: sendfile
@@ -127,6 +131,27 @@ class SpliceResponse(wsgi.Response):
             self.abort(filelike, "the client stopped reading")
         except PipelineError as exc:
             self.abort(filelike, f"the tool failed: {exc.reason}")
+        except OSError as exc:
+            if exc.errno not in CLIENT_GONE:
+                raise
+            self.abort(filelike, f"client went away ({errno.errorcode.get(exc.errno, exc.errno)})")
+        finally:
+            self.sock.settimeout(None)
+
+    def send_growing(self, filelike: GrowingFile) -> None:
+        """Another request's render as it grows (chunked); its failure ends ours with one log line."""
+        stall = stall_timeout()
+        self.send_headers()
+        if self._omits_body:
+            return
+        self.sock.settimeout(stall)
+        try:
+            while chunk := filelike.read(PIPE_SIZE):
+                self.write(chunk)
+        except FollowAborted as exc:
+            self.abort(filelike, str(exc))
+        except TimeoutError:
+            self.abort(filelike, "the client stopped reading")
         except OSError as exc:
             if exc.errno not in CLIENT_GONE:
                 raise

@@ -17,7 +17,8 @@ from streaming.fill import FileFill, TeedPipeline
 from streaming.pipeline import Pipeline
 from tests.conftest import children, wait_until
 from tests.media_factory import decode
-from tests.test_splice_worker import RawClient, log_text, start
+from tests.raw_http import RawClient
+from tests.test_splice_worker import log_text, start
 from transforms.cache import MAGIC, RenderLock, ResultCache, cache_key, result_cache
 
 pytestmark = pytest.mark.django_db
@@ -235,6 +236,83 @@ def test_a_client_leaving_or_a_failing_tool_leaves_no_partial_entry(gunicorn_fac
     assert wait_until(lambda: "the tool failed" in log_text(tmp_path))
     assert cache_files(tmp_path / "cache") == []
     assert "Traceback" not in log_text(tmp_path)
+
+
+SLOW_TOOL = """#!{python}
+import os, sys, time
+with open("{count}", "a") as count:
+    count.write(f"{{os.getpid()}}\\n")
+data = open("{media}/" + sys.argv[1], "rb").read()
+step = len(data) // 20 + 1
+for start in range(0, len(data), step):
+    sys.stdout.buffer.write(data[start:start + step])
+    sys.stdout.flush()
+    time.sleep(0.1)
+sys.exit(int(os.environ.get("TOOL_EXIT", "0")))
+"""
+
+
+def slow_tool(tmp_path: Path, fail: bool = False) -> bytes:
+    """A tool that streams a 2 MiB file in 20 slices over about 2 s (and fails at the end if told)."""
+    media = tmp_path / "media"
+    media.mkdir(exist_ok=True)
+    data = os.urandom(2 << 20)
+    (media / "out.bin").write_bytes(data)
+    tool = tmp_path / "tool"
+    script = SLOW_TOOL.format(python=sys.executable, count=tmp_path / "count", media=media)
+    tool.write_text(script.replace('os.environ.get("TOOL_EXIT", "0")', '"3"') if fail else script)
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    return data
+
+
+def test_identical_requests_follow_a_streaming_render_as_it_grows(gunicorn_factory, tmp_path):
+    data = slow_tool(tmp_path)
+    server = gunicorn_factory(
+        {"MEDIA_ROOT": str(tmp_path / "media"), "DJANGO_SETTINGS_MODULE": "tests.splice_settings",
+         "LOG_LEVEL": "DEBUG", "TRANSFORMS_CACHE_WAIT": "1"},
+        workers=2,
+        threads=12,
+    )
+    assert wait_until(lambda: len(server.worker_pids()) == 2)
+    url = f"{server.url}/_test/cached/out.bin"
+
+    def fetch(delay: float) -> tuple[bytes, float]:
+        time.sleep(delay)
+        response = requests.get(url, timeout=60)
+        return response.content, time.monotonic()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(fetch, [0] + [0.3 + 0.1 * n for n in range(7)]))
+    assert all(body == data for body, _ in results)
+    assert invocations(tmp_path / "count") == 1  # nobody gave up after TRANSFORMS_CACHE_WAIT and rendered again
+    log = log_text(tmp_path)
+    assert log.count("result cache miss") == 1
+    assert log.count("following the render") == 7
+    leader_done = results[0][1]
+    assert all(done - leader_done < 1.0 for _, done in results)  # followers end with the render, not later
+    assert leader_done - started < 10
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.name.endswith(".tmp")] == []
+
+
+def test_a_follower_of_a_failing_render_ends_early_too(gunicorn_factory, tmp_path):
+    slow_tool(tmp_path, fail=True)
+    server = start(gunicorn_factory, tmp_path)
+    leader, follower = RawClient(server.port), RawClient(server.port)
+    leader.request("GET", "/_test/cached/out.bin")
+    time.sleep(0.5)
+    follower.request("GET", "/_test/cached/out.bin")
+    for client in (leader, follower):
+        with pytest.raises(EOFError):  # a chunked body without its last chunk: visibly incomplete
+            client.response()
+        client.close()
+    log = log_text(tmp_path)
+    assert "following the render" in log
+    assert wait_until(lambda: "the render this request followed did not finish" in log_text(tmp_path))
+    assert "the tool failed" in log_text(tmp_path)
+    assert "Traceback" not in log_text(tmp_path)
+    assert cache_files(tmp_path / "cache") == []
+    assert wait_until(lambda: children(server.worker_pids()[0]) == [])
 
 
 def test_an_unusable_cache_folder_does_not_fail_requests(client, photos, settings, tmp_path):

@@ -27,7 +27,9 @@ Coalescing: the first request for a missing result takes an exclusive flock on
 ``<key>.lock`` (works across threads and gunicorn worker processes: each open()
 is its own lock owner) and renders; the others poll, without holding a thread's
 CPU, until the entry appears or the lock is free again (then the render failed
-or was interrupted, and one of them renders). The lock file is unlinked by its
+or was interrupted, and one of them renders). A render that streams publishes
+its temporary file's name in the lock file; the others then follow that file as
+it grows (``streaming.follow``) instead of waiting for the end. The lock file is unlinked by its
 holder before it unlocks, and a taker checks that the file it locked is still
 the one at the path, so lock files do not pile up.
 
@@ -54,6 +56,7 @@ from pathlib import Path
 from django.conf import settings
 
 from streaming.fill import TEMP_SUFFIX, FileFill
+from streaming.follow import GrowingFile
 
 from .conf import conf
 
@@ -87,6 +90,14 @@ class Entry:
     mtime: float
 
 
+@dataclass
+class Following:
+    """Another request's render, still streaming into its temporary file: follow it."""
+
+    body: GrowingFile
+    content_type: str
+
+
 class RenderLock:
     """An exclusive flock on ``<key>.lock``; ``release()`` unlinks then unlocks. Idempotent."""
 
@@ -115,6 +126,12 @@ class RenderLock:
             if same:
                 return cls(path, fd)
             os.close(fd)  # the holder before us unlinked it: lock the new one
+
+    def publish(self, temp: Path) -> None:
+        """Name the file this render fills, so identical requests can follow it as it grows."""
+        with self._lock:
+            if self._fd >= 0:
+                os.pwrite(self._fd, os.fsencode(temp), 0)
 
     def release(self) -> None:
         with self._lock:
@@ -166,8 +183,9 @@ class ResultCache:
 
     # --- coalescing -----------------------------------------------------------
 
-    def claim(self, key: str, wait: float) -> Entry | RenderLock | None:
-        """An entry (someone rendered it), or the render lock (our turn), or None (waited ``wait`` s)."""
+    def claim(self, key: str, wait: float, stall: float = 30.0) -> Entry | RenderLock | Following | None:
+        """An entry (someone rendered it), the render lock (our turn), someone's render to follow
+        (it streams into a published file), or None (waited ``wait`` s for a render that does not stream)."""
         lock_path = self.path_for(key).with_name(key + LOCK_SUFFIX)
         deadline = time.monotonic() + wait
         pause = 0.005
@@ -182,10 +200,37 @@ class ResultCache:
                     lock.release()
                     return entry
                 return lock
+            following = self.follow(key, lock_path, stall)
+            if following is not None:
+                return following
             if time.monotonic() + pause > deadline:
                 return None
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+    def follow(self, key: str, lock_path: Path, stall: float) -> Following | None:
+        """The temporary file named in the lock file, opened at its body, or None if there is none (yet)."""
+        try:
+            published = lock_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        temp = Path(os.fsdecode(published))
+        if not published or temp.parent != lock_path.parent or not temp.name.startswith("." + key):
+            return None  # nothing published yet (or not ours to read)
+        try:
+            fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None  # finished or abandoned meanwhile: look again
+        try:
+            head = os.pread(fd, HEADER_LIMIT, 0)
+            end = head.find(b"\n")
+            if not head.startswith(MAGIC) or end < 0:
+                raise ValueError("not a cache file")
+            content_type = head[len(MAGIC):end].decode("ascii")
+        except (OSError, ValueError, UnicodeDecodeError):
+            os.close(fd)
+            return None
+        return Following(GrowingFile(fd, self.path_for(key), end + 1, stall), content_type)
 
     # --- writing --------------------------------------------------------------
 

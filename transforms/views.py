@@ -22,7 +22,8 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.conf import settings
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import render
 from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from django.views.decorators.http import require_safe
@@ -36,7 +37,7 @@ from streaming.replay import mark_replayable
 from streaming.responses import PipeResponse
 
 from . import signing
-from .cache import Entry, cache_key, result_cache
+from .cache import Entry, Following, cache_key, result_cache
 from .conf import conf
 from .engines import Engine, FfmpegEngine, ImageJob, get_engine
 from .errors import Busy, InvalidSpec, SourceNotFound, TransformError
@@ -189,8 +190,9 @@ def respond_with(
     A hit goes out as a file (sendfile, Range). A miss takes the render lock for
     ``key`` (other threads and worker processes wait for it, then hit), calls
     ``produce()`` and either stores the bytes or streams the pipeline while the
-    same bytes fill the cache file. A request that waited ``wait`` seconds
-    (default TRANSFORMS_CACHE_WAIT) for someone else's render renders for itself, uncached.
+    same bytes fill the cache file. Identical requests meanwhile follow that file
+    as it grows; one that waited ``wait`` seconds (default TRANSFORMS_CACHE_WAIT)
+    for a render that does not stream renders for itself, uncached.
     Errors from ``produce()`` propagate to the caller's error mapping after the
     lock is released. A hit made from ``source`` may be replayed by the worker
     (``streaming.replay``) while that file is unchanged.
@@ -199,7 +201,8 @@ def respond_with(
     if cache is None:
         return fresh_response(produce(), headers)
     try:
-        claimed = cache.claim(key, float(conf.CACHE_WAIT) if wait is None else wait)
+        claimed = cache.claim(key, float(conf.CACHE_WAIT) if wait is None else wait,
+                              stall=float(settings.STREAMING_STALL_TIMEOUT))
     except OSError as exc:  # an unwritable or full cache folder must not fail the request
         logger.warning("result cache unusable, serving uncached: %s", exc)
         return fresh_response(produce(), headers)
@@ -209,6 +212,9 @@ def respond_with(
     if isinstance(claimed, Entry):
         response = cached_response(request, claimed, headers)
         return response if source is None else allow_replay(response, source)
+    if isinstance(claimed, Following):
+        logger.info("result cache: following the render of %s", key)
+        return following_response(claimed, headers)
     lock = claimed
     logger.info("result cache miss: rendering %s", key)
     try:
@@ -227,6 +233,7 @@ def respond_with(
             rendered.body.close()
             lock.release()
             raise
+        lock.publish(fill.temp)
 
         def done(committed: bool) -> None:
             lock.release()
@@ -249,6 +256,14 @@ def fresh_response(rendered: Rendered, headers: dict[str, str]) -> HttpResponse:
     else:
         response = PipeResponse(rendered.body, rendered.content_type)
     for header, value in {**headers, **SECURITY_HEADERS}.items():
+        response[header] = value
+    return response
+
+
+def following_response(following: Following, headers: dict[str, str]) -> FileResponse:
+    """Another request's render as it arrives: chunked, no Range (the length is not known yet)."""
+    response = FileResponse(following.body, content_type=following.content_type)
+    for header, value in {**headers, **SECURITY_HEADERS, "Accept-Ranges": "none"}.items():
         response[header] = value
     return response
 
