@@ -21,8 +21,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_MAX_BYTES": 1 << 30,
     # Seconds a request waits for an identical render in progress elsewhere before rendering its own.
     "CACHE_WAIT": 60,
-    # The same for video/audio transcodes, which may run for minutes: after this, an
-    # identical request streams from its own ffmpeg instead of waiting for the first.
+    # Video/audio transcodes: identical requests follow the first one's output as it
+    # grows; one that sees no output from it for this long streams from its own ffmpeg.
     "TRANSCODE_CACHE_WAIT": 2,
     # "off": URLs need no signature; "required": every transform URL must carry ?sig=.
     "SIGNING": "off",

@@ -302,8 +302,9 @@ def serve_media_transform(request: HttpRequest, source: Source) -> HttpResponse:
     signing.verify(source.name, query)
     check_media_spec(spec)
     engine = get_engine("ffmpeg")
-    # A frame grab is quick: identical requests wait for it. A transcode may run for
-    # minutes, so an identical request soon gives up waiting and streams its own.
+    # Identical requests follow a transcode as soon as its first bytes are in the cache
+    # file. Until then (ffmpeg starting) they wait TRANSCODE_CACHE_WAIT, then stream their
+    # own; a frame grab is quick and made whole, so they wait for it (CACHE_WAIT).
     wait = float(conf.CACHE_WAIT if spec.frame is not None else conf.TRANSCODE_CACHE_WAIT)
     return conditional_transform(
         request,
