@@ -82,6 +82,13 @@ class NotApplicable(TransformError):
         self.parameter = parameter
 
 
+class TookTooLong(TransformError):
+    """The tool gave no output within TRANSFORMS_DEADLINE and was killed: the server's limit, not bad input."""
+
+    status = 504
+    code = "deadline_exceeded"
+
+
 class Busy(TransformError):
     """Every work slot of this worker stayed taken for the whole wait."""
 

@@ -31,7 +31,7 @@ from django.views.static import was_modified_since
 
 from streaming.fill import TeedPipeline
 from streaming.limits import Saturated, WorkSlots
-from streaming.pipeline import Pipeline, PipelineError
+from streaming.pipeline import DeadlineExceeded, Pipeline, PipelineError
 from streaming.ranges import file_response
 from streaming.replay import mark_replayable
 from streaming.responses import PipeResponse
@@ -40,7 +40,7 @@ from . import signing
 from .cache import Entry, Following, cache_key, result_cache
 from .conf import conf
 from .engines import Engine, FfmpegEngine, ImageJob, get_engine
-from .errors import Busy, InvalidSpec, SourceNotFound, TransformError
+from .errors import Busy, InvalidSpec, SourceNotFound, TookTooLong, TransformError
 from .formats import CONTENT_TYPES, MEDIA_CONTENT_TYPES, negotiate
 from .geometry import plan_for
 from .probe import probe_media
@@ -334,9 +334,15 @@ def render_media(
 
 
 def first_output(pipeline: Pipeline, source: Source, engine_name: str) -> None:
-    """Wait for the tool's first byte before committing to 200; a tool that fails at once is a 422."""
+    """Wait for the tool's first byte before committing to 200; a tool that fails at once is a 422,
+    one that is still silent at its deadline a 504."""
     try:
         pipeline.wait_for_output()
+    except DeadlineExceeded:
+        pipeline.close()
+        logger.info("%s took too long on %s", engine_name, source.name)
+        raise TookTooLong(f"{engine_name} gave no output within the time limit", path=source.name,
+                          engine=engine_name) from None
     except PipelineError as exc:
         pipeline.close()
         logger.info("%s failed on %s: %s", engine_name, source.name, exc)
