@@ -49,6 +49,7 @@ import socket
 import ssl
 import stat
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -108,24 +109,29 @@ class SpliceResponse(wsgi.Response):
     def write_file(self, respiter) -> None:
         filelike = respiter.filelike
         if isinstance(filelike, GrowingFile):
-            self.send_growing(filelike)
+            self.send_body(filelike, lambda stall: self.copy_growing(filelike))
             return
         if not is_fifo(filelike):
             self.offer_replay(filelike)
             super().write_file(respiter)  # regular files: sendfile
             return
         splice = self.splice_for()
+        block_size = getattr(respiter, "blksize", PIPE_SIZE)
+        if splice is None:
+            self.send_body(filelike, lambda stall: self.copy_blocks(filelike, block_size, stall))
+        else:
+            self.send_body(filelike, lambda stall: self.splice_body(filelike, splice, stall))
+
+    def send_body(self, filelike, send: Callable[[float], None]) -> None:
+        """Headers, then ``send(stall)``; every way a body can fail ends the response with one log line."""
         stall = stall_timeout()
         self.send_headers()
         if self._omits_body:
             return
         self.sock.settimeout(stall)  # bounds every sendall; splice waits are bounded in streaming.splice
         try:
-            if splice is None:
-                self.copy_blocks(filelike, getattr(respiter, "blksize", PIPE_SIZE), stall)
-            else:
-                self.splice_body(filelike, splice, stall)
-        except StreamAborted as exc:
+            send(stall)
+        except (StreamAborted, FollowAborted) as exc:
             self.abort(filelike, str(exc))
         except TimeoutError:
             self.abort(filelike, "the client stopped reading")
@@ -138,26 +144,10 @@ class SpliceResponse(wsgi.Response):
         finally:
             self.sock.settimeout(None)
 
-    def send_growing(self, filelike: GrowingFile) -> None:
-        """Another request's render as it grows (chunked); its failure ends ours with one log line."""
-        stall = stall_timeout()
-        self.send_headers()
-        if self._omits_body:
-            return
-        self.sock.settimeout(stall)
-        try:
-            while chunk := filelike.read(PIPE_SIZE):
-                self.write(chunk)
-        except FollowAborted as exc:
-            self.abort(filelike, str(exc))
-        except TimeoutError:
-            self.abort(filelike, "the client stopped reading")
-        except OSError as exc:
-            if exc.errno not in CLIENT_GONE:
-                raise
-            self.abort(filelike, f"client went away ({errno.errorcode.get(exc.errno, exc.errno)})")
-        finally:
-            self.sock.settimeout(None)
+    def copy_growing(self, filelike: GrowingFile) -> None:
+        """Another request's render as it grows (chunked by gunicorn, since the length is unknown)."""
+        while chunk := filelike.read(PIPE_SIZE):
+            self.write(chunk)
 
     def offer_replay(self, filelike) -> None:
         """Keep this response for ``streaming.replay`` if the app marked it and it is a plain 200."""
