@@ -59,6 +59,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from . import replay
 from . import splice as splicing
 from .follow import FollowAborted, GrowingFile
+from .options import streaming_option
 from .pipeline import F_SETPIPE_SZ, PIPE_SIZE, PipelineError
 
 logger = logging.getLogger("streaming.splice")
@@ -72,14 +73,7 @@ class StreamAborted(Exception):
 
 
 def stall_timeout() -> float:
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            return float(getattr(settings, "STREAMING_STALL_TIMEOUT", DEFAULT_STALL_TIMEOUT))
-    except ImportError:
-        pass
-    return DEFAULT_STALL_TIMEOUT
+    return streaming_option("STREAMING_STALL_TIMEOUT", DEFAULT_STALL_TIMEOUT)
 
 
 def is_fifo(filelike: object) -> bool:

@@ -116,19 +116,14 @@ def file_response(
         wanted = parse_range(request.headers.get("Range"), size) if request.method in ("GET", "HEAD") else None
     except Unsatisfiable:
         file.close()
-        response = HttpResponse(status=416, content_type=content_type)
-        response["Content-Range"] = f"bytes */{size}"
-        for name, value in extra.items():
-            response[name] = value
-        return response
+        return HttpResponse(status=416, content_type=content_type,
+                            headers={"Content-Range": f"bytes */{size}", **extra})
     if wanted is not None and if_range_allows(request, etag, last_modified):
         first, last = wanted
         status = 206
         extra["Content-Range"] = f"bytes {first}-{last}/{size}"
     length = max(0, last - first + 1)
-    response = FileResponse(FileSlice(file, offset + first, length), status=status, content_type=content_type)
+    response = FileResponse(FileSlice(file, offset + first, length), status=status, content_type=content_type,
+                            headers={"Content-Length": str(length), **extra})
     response.block_size = BLOCK_SIZE
-    response["Content-Length"] = str(length)
-    for name, value in extra.items():
-        response[name] = value
     return response

@@ -41,6 +41,9 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email.utils import formatdate
+
+from .options import streaming_option
 
 DEFAULT_BYTES = 16 << 20
 DEFAULT_MAX_BODY = 256 << 10
@@ -74,15 +77,10 @@ def identity_of(path: str) -> Identity | None:
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def mark_replayable(body: object, path: str, size: int, mtime_ns: int) -> None:
-    """Let the worker keep this response: its bytes follow from the request and the file at ``path``.
-
-    ``size`` and ``mtime_ns`` are the file's stat the response was made from; if the
-    file has changed since, nothing is marked (the next request will see the change).
-    """
-    identity = identity_of(path)
-    if identity is not None and identity[2:] == (size, mtime_ns):
-        body.replay_source = (path, identity)
+def mark_replayable(body: object, path: str, identity: Identity) -> None:
+    """Let the worker keep this response: its bytes follow from the request and the file at ``path``,
+    which was ``identity`` when the response was made (every replay checks it still is)."""
+    body.replay_source = (path, identity)
 
 
 @dataclass(slots=True)
@@ -154,7 +152,7 @@ def parse_request(data: bytes) -> ReplayRequest | None:
     if_none_match = None
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip() or line[:1] in (b" ", b"\t"):
+        if not colon or not name or name != name.strip():
             return None  # malformed or folded: the app's parser says what is wrong with it
         name = name.upper()
         value = value.strip()
@@ -230,41 +228,27 @@ class ReplayTable:
 
 
 _table: ReplayTable | None = None
+_table_decided = False
 _table_lock = threading.Lock()
 
 
 def replay_table() -> ReplayTable | None:
     """This process's table, sized from Django settings on first use; None when replays are off."""
-    global _table
-    if _table is not None:
-        return _table
-    with _table_lock:
-        if _table is None:
-            max_bytes, max_body, ttl = replay_settings()
-            if max_bytes <= 0:
-                return None
-            _table = ReplayTable(max_bytes, max_body, ttl)
-        return _table
+    global _table, _table_decided
+    if not _table_decided:
+        with _table_lock:
+            if not _table_decided:
+                max_bytes = streaming_option("STREAMING_REPLAY_BYTES", DEFAULT_BYTES)
+                if max_bytes > 0:
+                    _table = ReplayTable(max_bytes, streaming_option("STREAMING_REPLAY_MAX_BODY", DEFAULT_MAX_BODY),
+                                         streaming_option("STREAMING_REPLAY_TTL", DEFAULT_TTL))
+                _table_decided = True
+    return _table
 
 
 def current_table() -> ReplayTable | None:
     """The table if one exists already (the event loop never creates it)."""
     return _table
-
-
-def replay_settings() -> tuple[int, int, float]:
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            return (
-                int(getattr(settings, "STREAMING_REPLAY_BYTES", DEFAULT_BYTES)),
-                int(getattr(settings, "STREAMING_REPLAY_MAX_BODY", DEFAULT_MAX_BODY)),
-                float(getattr(settings, "STREAMING_REPLAY_TTL", DEFAULT_TTL)),
-            )
-    except ImportError:
-        pass
-    return DEFAULT_BYTES, DEFAULT_MAX_BODY, DEFAULT_TTL
 
 
 class DateLine:
@@ -277,8 +261,6 @@ class DateLine:
     def line(self) -> bytes:
         now = int(time.time())
         if now != self._second:
-            from email.utils import formatdate
-
             self._line = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
             self._second = now
         return self._line

@@ -29,6 +29,8 @@ import termios
 import time
 from collections.abc import Callable
 
+from .options import streaming_option
+
 SPLICE_F_MOVE = 1
 SPLICE_F_NONBLOCK = 2
 SPLICE_F_MORE = 4
@@ -102,12 +104,7 @@ def tee_available() -> bool:
 
 def configured_mode() -> str:
     """STREAMING_SPLICE from Django settings when they are configured, else auto."""
-    try:
-        from django.conf import settings
-
-        mode = getattr(settings, "STREAMING_SPLICE", "auto") if settings.configured else "auto"
-    except ImportError:
-        mode = "auto"
+    mode = streaming_option("STREAMING_SPLICE", "auto")
     return mode if mode in MODES else "auto"
 
 

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import socket
 
+RESET_ON_CLOSE = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close() sends RST
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with a reset, as a client that vanishes mid-body looks to the server."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+    sock.close()
+
 
 class RawClient:
     """An HTTP/1.x client on one socket that parses exactly one response at a time."""
@@ -64,3 +72,6 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+    def reset(self) -> None:
+        reset(self.sock)

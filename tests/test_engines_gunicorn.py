@@ -13,6 +13,7 @@ from PIL import Image
 from tests import media_factory
 from tests.conftest import children, open_fds, wait_until
 from tests.media_factory import decode
+from tests.raw_http import reset
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,7 @@ def test_client_leaving_mid_body_kills_the_tool_and_leaks_nothing(server, scratc
         received += chunk
     assert received.startswith(b"HTTP/1.1 200")
     assert children(worker), "the tool should still be running while the client reads"
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    raw.close()
+    reset(raw)
 
     assert wait_until(lambda: children(worker) == []), children(worker)
     assert wait_until(lambda: open_fds(worker) <= baseline + 2), (baseline, open_fds(worker))

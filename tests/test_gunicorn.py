@@ -10,6 +10,7 @@ import requests
 from tests import media_factory
 from tests.conftest import children, open_fds
 from tests.media_factory import decode
+from tests.raw_http import reset
 
 
 @pytest.fixture
@@ -57,8 +58,7 @@ def test_clients_that_leave_mid_body_leak_nothing(server):
         raw = socket.create_connection(("127.0.0.1", server.port))
         raw.sendall(b"GET /big.jpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         raw.recv(1000)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        raw.close()
+        reset(raw)
     assert requests.get(f"{server.url}/hd.jpg?size=10x10", timeout=10).status_code == 200
     assert open_fds(worker) <= baseline + 2
     assert children(worker) == []

@@ -17,7 +17,7 @@ from streaming.fill import FileFill, TeedPipeline
 from streaming.pipeline import Pipeline
 from tests.conftest import children, wait_until
 from tests.media_factory import decode
-from tests.raw_http import RawClient
+from tests.raw_http import RawClient, reset
 from tests.test_splice_worker import log_text, start
 from transforms.cache import MAGIC, RenderLock, ResultCache, cache_key, result_cache
 
@@ -221,8 +221,7 @@ def test_a_client_leaving_or_a_failing_tool_leaves_no_partial_entry(gunicorn_fac
     raw = socket.create_connection(("127.0.0.1", server.port))
     raw.sendall(b"GET /_test/cached/huge.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     raw.recv(65536)
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    raw.close()
+    reset(raw)
     assert wait_until(lambda: "client went away" in log_text(tmp_path))
     assert wait_until(lambda: children(worker) == [])
     assert cache_files(tmp_path / "cache") == []

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import children, open_fds, wait_until
-from tests.raw_http import RawClient
+from tests.raw_http import RawClient, reset
 
 
 @pytest.fixture
@@ -145,8 +145,7 @@ def test_200_disconnects_leave_no_child_zombie_or_fd(gunicorn_factory, tmp_path,
         raw = socket.create_connection(("127.0.0.1", server.port))
         raw.sendall(b"GET /_test/zero/1000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         raw.recv(65536)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        raw.close()
+        reset(raw)
     assert wait_until(lambda: children(worker) == [] and open_fds(worker) <= baseline, timeout=20), (
         children(worker), open_fds(worker), baseline)
     check = RawClient(server.port)

@@ -12,6 +12,7 @@ import requests
 
 from tests import media_factory
 from tests.conftest import _cmdline, children, open_fds, wait_until
+from tests.raw_http import reset
 
 
 @pytest.fixture
@@ -77,8 +78,7 @@ def test_fragmented_mp4_plays_while_it_is_still_streaming(server, tmp_path):
         assert any(s["codec_type"] == "audio" and s["codec_name"] == "aac" for s in report["streams"])
         assert ffmpegs(worker), "still streaming after the player read the first bytes"
     finally:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        sock.close()
+        reset(sock)
 
     assert wait_until(lambda: children(worker) == []), f"ffmpeg left behind: {children(worker)}"
     assert wait_until(lambda: open_fds(worker) <= baseline + 2), (open_fds(worker), baseline)
@@ -93,8 +93,7 @@ def test_webm_streams_and_a_departed_client_stops_ffmpeg(server):
             head += sock.recv(65536)
         assert head[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM header arrived first
     finally:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        sock.close()
+        reset(sock)
     assert wait_until(lambda: children(worker) == []), f"ffmpeg left behind: {children(worker)}"
 
 

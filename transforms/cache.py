@@ -79,6 +79,15 @@ def header_line(content_type: str) -> bytes:
     return MAGIC + content_type.encode("ascii") + b"\n"
 
 
+def read_header(fd: int) -> tuple[str, int]:
+    """The content type in a cache file's header line and the offset of its body; ValueError if there is none."""
+    head = os.pread(fd, HEADER_LIMIT, 0)
+    end = head.find(b"\n")
+    if not head.startswith(MAGIC) or end < 0:
+        raise ValueError("not a cache file")
+    return head[len(MAGIC):end].decode("ascii"), end + 1
+
+
 @dataclass
 class Entry:
     """An open cache hit; the caller owns ``file``."""
@@ -166,20 +175,16 @@ class ResultCache:
         except FileNotFoundError:
             return None
         try:
-            head = os.pread(file.fileno(), HEADER_LIMIT, 0)
-            end = head.find(b"\n")
-            if not head.startswith(MAGIC) or end < 0:
-                raise ValueError("not a cache file")
-            content_type = head[len(MAGIC):end].decode("ascii")
+            content_type, offset = read_header(file.fileno())
             info = os.fstat(file.fileno())
             now = time.time_ns()
             if now - info.st_atime_ns > TOUCH_INTERVAL_NS:
                 os.utime(file.fileno(), ns=(now, info.st_mtime_ns))
-        except (OSError, ValueError, UnicodeDecodeError):
+        except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
             file.close()
             logger.warning("ignoring unreadable cache file %s", path)
             return None
-        return Entry(file, content_type, end + 1, info.st_size - end - 1, info.st_mtime)
+        return Entry(file, content_type, offset, info.st_size - offset, info.st_mtime)
 
     # --- coalescing -----------------------------------------------------------
 
@@ -222,15 +227,11 @@ class ResultCache:
         except FileNotFoundError:
             return None  # finished or abandoned meanwhile: look again
         try:
-            head = os.pread(fd, HEADER_LIMIT, 0)
-            end = head.find(b"\n")
-            if not head.startswith(MAGIC) or end < 0:
-                raise ValueError("not a cache file")
-            content_type = head[len(MAGIC):end].decode("ascii")
-        except (OSError, ValueError, UnicodeDecodeError):
+            content_type, offset = read_header(fd)
+        except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
             os.close(fd)
             return None
-        return Following(GrowingFile(fd, self.path_for(key), end + 1, stall), content_type)
+        return Following(GrowingFile(fd, self.path_for(key), offset, stall), content_type)
 
     # --- writing --------------------------------------------------------------
 

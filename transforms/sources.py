@@ -9,6 +9,7 @@ from the header only, so limits are checked before any decoding starts.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -36,10 +37,17 @@ class Source:
     name: str  # the request path, relative to MEDIA_ROOT, '/'-separated
     size: int
     mtime_ns: int
+    device: int = 0
+    inode: int = 0
 
     @property
     def version(self) -> str:
         return f"{self.size}-{self.mtime_ns}"
+
+    @property
+    def identity(self) -> tuple[int, int, int, int]:
+        """What the file was when resolved: a later stat that differs means another file or version."""
+        return self.device, self.inode, self.size, self.mtime_ns
 
 
 def media_root() -> Path:
@@ -48,7 +56,7 @@ def media_root() -> Path:
 
 def requested_path(source: Source) -> str:
     """The path as requested, symlinks unresolved: its stat tells whether the name still means this file."""
-    return os.path.join(media_root(), *source.name.split("/"))
+    return os.path.join(settings.MEDIA_ROOT, *source.name.split("/"))
 
 
 def resolve(name: str) -> Source:
@@ -67,12 +75,12 @@ def resolve(name: str) -> Source:
     if os.path.commonpath([root, real]) != str(root) or real == root:
         raise SourceNotFound("no such media file", path=name)
     try:
-        stat = real.stat()
+        info = real.stat()
     except OSError:
         raise SourceNotFound("no such media file", path=name) from None
-    if not real.is_file():
+    if not stat.S_ISREG(info.st_mode):
         raise SourceNotFound("no such media file", path=name)
-    return Source(real, name, stat.st_size, stat.st_mtime_ns)
+    return Source(real, name, info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino)
 
 
 @dataclass(frozen=True)

@@ -66,10 +66,7 @@ def work_slots() -> WorkSlots:
 
 
 def error_response(exc: TransformError) -> JsonResponse:
-    response = JsonResponse(exc.as_json(), status=exc.status)
-    for header, value in {**SECURITY_HEADERS, **exc.headers()}.items():
-        response[header] = value
-    return response
+    return JsonResponse(exc.as_json(), status=exc.status, headers={**SECURITY_HEADERS, **exc.headers()})
 
 
 @require_safe
@@ -251,21 +248,16 @@ def respond_with(
 
 
 def fresh_response(rendered: Rendered, headers: dict[str, str]) -> HttpResponse:
+    headers = {**headers, **SECURITY_HEADERS}
     if isinstance(rendered.body, bytes):
-        response = HttpResponse(rendered.body, content_type=rendered.content_type)
-    else:
-        response = PipeResponse(rendered.body, rendered.content_type)
-    for header, value in {**headers, **SECURITY_HEADERS}.items():
-        response[header] = value
-    return response
+        return HttpResponse(rendered.body, content_type=rendered.content_type, headers=headers)
+    return PipeResponse(rendered.body, rendered.content_type, headers=headers)
 
 
 def following_response(following: Following, headers: dict[str, str]) -> FileResponse:
     """Another request's render as it arrives: chunked, no Range (the length is not known yet)."""
-    response = FileResponse(following.body, content_type=following.content_type)
-    for header, value in {**headers, **SECURITY_HEADERS, "Accept-Ranges": "none"}.items():
-        response[header] = value
-    return response
+    return FileResponse(following.body, content_type=following.content_type,
+                        headers={**headers, **SECURITY_HEADERS, "Accept-Ranges": "none"})
 
 
 def cached_response(request: HttpRequest, entry: Entry, headers: dict[str, str]) -> HttpResponse:
@@ -287,7 +279,7 @@ def allow_replay(response: HttpResponse, source: Source) -> HttpResponse:
     headers the worker keys on and the source file (``streaming.replay``).
     """
     if response.status_code == 200 and getattr(response, "file_to_stream", None) is not None:
-        mark_replayable(response.file_to_stream, requested_path(source), source.size, source.mtime_ns)
+        mark_replayable(response.file_to_stream, requested_path(source), source.identity)
     return response
 
 
@@ -395,10 +387,7 @@ def not_modified(request: HttpRequest, etag: str, mtime: float | None = None) ->
 
 
 def not_modified_response(headers: dict[str, str]) -> HttpResponseNotModified:
-    response = HttpResponseNotModified()
-    for header, value in headers.items():
-        response[header] = value
-    return response
+    return HttpResponseNotModified(headers=headers)
 
 
 MEDIA_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"}
