@@ -259,8 +259,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="enough to keep both cores busy")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engines", default="pillow,convert,cjpeg")
+    parser.add_argument("--sources", default=",".join(SOURCES), help="which of " + ", ".join(SOURCES))
+    parser.add_argument("--fits", default=",".join(FITS), help="which of " + ", ".join(FITS))
     parser.add_argument("--no-thumbor", action="store_true")
     args = parser.parse_args()
+    sources, fits = args.sources.split(","), args.fits.split(",")
+    for name in sources + fits:
+        if name not in SOURCES and name not in FITS:
+            parser.error(f"unknown source or fit {name!r}")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed")
     make_sources()
@@ -294,8 +300,8 @@ def main() -> None:
             })
 
         rows = []
-        for source in SOURCES:
-            for fit in FITS:
+        for source in sources:
+            for fit in fits:
                 runs: dict[str, list[dict]] = {server["name"]: [] for server in servers}
                 ceilings: dict[str, list[float]] = {server["name"]: [] for server in servers}
                 for server in servers:

@@ -173,7 +173,8 @@ def test_etag_304_before_any_decoding(client, photos, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("decoded for a conditional request")
 
-    monkeypatch.setattr("transforms.views.probe_image", refuse)
+    monkeypatch.setattr("transforms.views.describe", refuse)
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", refuse)
     not_modified = client.get("/hd.jpg?size=300x200", HTTP_IF_NONE_MATCH=etag)
     assert not_modified.status_code == 304
     assert not_modified["ETag"] == etag
@@ -183,6 +184,37 @@ def test_etag_304_before_any_decoding(client, photos, monkeypatch):
     changed = client.get("/hd.jpg?size=300x200", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200 and changed["ETag"] != etag
     body(changed)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "gif"])
+def test_the_probe_decodes_nothing_and_the_file_is_opened_once(client, media_root, monkeypatch, fmt):
+    """Limits are checked from the header alone (a PNG's probe used to decode it whole, outside
+    the work slot), and one Image.open serves the dispatch, the probe and the Pillow engine."""
+    from PIL import ImageFile
+
+    from transforms.sources import probe_image, resolve
+
+    media_factory.photo(320, 240).save(media_root / f"probe.{fmt}", fmt.upper())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("decoded while probing")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ImageFile.ImageFile, "load", refuse)
+        info = probe_image(resolve(f"probe.{fmt}"))
+    assert (info.format, info.width, info.height) == (fmt, 320, 240)
+
+    opens, real_open = [], Image.open
+
+    def counting_open(*args, **kwargs):
+        opens.append(args[0])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    response = client.get(f"/probe.{fmt}?size=160x120&format=png")
+    assert response.status_code == 200
+    assert decode(body(response)).size == (160, 120)
+    assert [str(opened) for opened in opens].count(str(media_root / f"probe.{fmt}")) == 1
 
 
 def json_error(response) -> dict:

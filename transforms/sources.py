@@ -2,8 +2,9 @@
 
 ``resolve`` is the only way a request path becomes a filesystem path: it rejects
 ``..``, absolute paths, hidden names and anything whose real path (after
-symlinks) leaves MEDIA_ROOT. ``probe_image`` reads dimensions and orientation
-from the header only, so limits are checked before any decoding starts.
+symlinks) leaves MEDIA_ROOT. ``open_image`` parses the header once per request
+and ``describe`` reads dimensions and orientation from it, so limits are checked
+before any decoding starts.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from .conf import conf
 from .errors import CorruptSource, SourceNotFound, SourceTooLarge, UnsupportedSource
 
 # Pillow's own bomb check fires only past 2x this; we check our limit ourselves
-# before decoding, so Pillow only needs to stop the truly absurd.
+# before decoding, so Pillow only needs to stop the truly absurd (and need not warn
+# about what our own check refuses anyway).
 Image.MAX_IMAGE_PIXELS = 200_000_000
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 PILLOW_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "AVIF": "avif", "MPO": "jpeg"}
 TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
@@ -97,33 +100,56 @@ class ImageInfo:
         return self.width * self.height
 
 
-def probe_image(source: Source) -> ImageInfo:
-    """Read the header; refuse what is not an image, is damaged, or is over the limits."""
+def open_image(source: Source) -> Image.Image | None:
+    """The source with its header parsed by Pillow (nothing decoded), or None when it is not a served image.
+
+    Done once per request: the same parsed header picks the image or the video
+    path, gives ``describe`` its facts and is what the Pillow engine decodes, so
+    the file is not opened and its markers parsed three times. The caller closes
+    the image. A file Pillow recognises but cannot parse is an image with a
+    damaged header (CorruptSource), so the image path reports the damage.
+    """
     if source.size == 0:
-        raise CorruptSource("the file is empty", path=source.name)
-    if source.size > int(conf.MAX_SOURCE_BYTES):
-        raise SourceTooLarge(
-            "the source file is larger than the limit", path=source.name, limit_bytes=int(conf.MAX_SOURCE_BYTES)
-        )
+        return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source.path) as image:
-                return _describe(source, image)
+        image = Image.open(source.path)
+    except UnidentifiedImageError:
+        return None
     except Image.DecompressionBombError:
         raise SourceTooLarge(
             "the image declares more pixels than the limit", path=source.name, limit_pixels=int(conf.MAX_PIXELS)
         ) from None
-    except UnidentifiedImageError:
-        raise UnsupportedSource("the file is not an image this service can read", path=source.name) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise CorruptSource(f"the image header is damaged: {exc}", path=source.name) from None
+    if image.format not in PILLOW_FORMATS:
+        image.close()
+        return None
+    return image
 
 
-def _describe(source: Source, image: Image.Image) -> ImageInfo:
-    fmt = PILLOW_FORMATS.get(image.format or "")
-    if fmt is None:
-        raise UnsupportedSource(f"{image.format} images are not supported", path=source.name)
+def require_image(source: Source) -> Image.Image:
+    """``open_image`` for callers that only take images: anything else is refused."""
+    if source.size == 0:
+        raise CorruptSource("the file is empty", path=source.name)
+    image = open_image(source)
+    if image is None:
+        raise UnsupportedSource("the file is not an image this service can read", path=source.name)
+    return image
+
+
+def probe_image(source: Source) -> ImageInfo:
+    """Read the header; refuse what is not an image, is damaged, or is over the limits."""
+    with require_image(source) as image:
+        return describe(source, image)
+
+
+def describe(source: Source, image: Image.Image) -> ImageInfo:
+    """What an opened image is, after checking the byte and pixel limits: header facts only, no decoding."""
+    if source.size > int(conf.MAX_SOURCE_BYTES):
+        raise SourceTooLarge(
+            "the source file is larger than the limit", path=source.name, limit_bytes=int(conf.MAX_SOURCE_BYTES)
+        )
+    fmt = PILLOW_FORMATS[image.format]
     width, height = image.size
     if width < 1 or height < 1:
         raise CorruptSource("the image has no pixels", path=source.name)
@@ -133,32 +159,27 @@ def _describe(source: Source, image: Image.Image) -> ImageInfo:
             path=source.name,
             limit_pixels=int(conf.MAX_PIXELS),
         )
+    orientation = exif_orientation(image)
+    if orientation in TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
+    try:
+        frames = getattr(image, "n_frames", 1)
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise CorruptSource(f"the image's frames are damaged: {exc}", path=source.name) from None
+    return ImageInfo(fmt, width, height, orientation, image.mode, frames)
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8) from the header; 1 when absent or unreadable.
+
+    A PNG whose header carries no eXIf chunk counts as upright: Pillow would look
+    for one after the pixel data by decoding the whole image, which must not
+    happen before the limits are checked and a work slot is taken.
+    """
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
     try:
         orientation = int(image.getexif().get(0x0112, 1) or 1)
     except (OSError, SyntaxError, ValueError, ZeroDivisionError, struct.error):
-        orientation = 1  # unreadable EXIF: treat as upright rather than refuse the image
-    if orientation not in range(1, 9):
-        orientation = 1
-    if orientation in TRANSPOSING_ORIENTATIONS:
-        width, height = height, width
-    return ImageInfo(fmt, width, height, orientation, image.mode, getattr(image, "n_frames", 1))
-
-
-def looks_like_image(source: Source) -> bool:
-    """Whether Pillow recognises the file as one of the image formats served here.
-
-    It reads only the first bytes (no decoding), so the media view can pick the
-    image or the video path before its ETag check. A damaged file that Pillow
-    still recognises counts as an image, so the image path reports the damage.
-    """
-    if source.size == 0:
-        return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(source.path) as image:
-                return image.format in PILLOW_FORMATS
-    except UnidentifiedImageError:
-        return False
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError):
-        return True
+        return 1  # unreadable EXIF: treat as upright rather than refuse the image
+    return orientation if orientation in range(1, 9) else 1

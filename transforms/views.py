@@ -28,6 +28,7 @@ from django.shortcuts import render
 from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from django.views.decorators.http import require_safe
 from django.views.static import was_modified_since
+from PIL import Image
 
 from streaming.fill import TeedPipeline
 from streaming.limits import Saturated, WorkSlots
@@ -44,7 +45,7 @@ from .errors import Busy, InvalidSpec, SourceNotFound, TookTooLong, TransformErr
 from .formats import CONTENT_TYPES, MEDIA_CONTENT_TYPES, negotiate
 from .geometry import plan_for
 from .probe import probe_media
-from .sources import Source, looks_like_image, media_root, probe_image, requested_path, resolve
+from .sources import Source, describe, media_root, open_image, requested_path, resolve
 from .spec import IMAGE_FORMATS, MEDIA_FORMATS, TransformSpec, parse_query
 from .video import check_media_spec, media_job
 
@@ -106,8 +107,14 @@ def serve_original(request: HttpRequest, source: Source) -> HttpResponse:
 
 
 def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
-    if not looks_like_image(source):
+    image = open_image(source)
+    if image is None:
         return serve_media_transform(request, source)
+    with image:  # the response is made (bytes or a started pipeline reading the file itself) before it closes
+        return serve_image_transform(request, source, image)
+
+
+def serve_image_transform(request: HttpRequest, source: Source, image: Image.Image) -> HttpResponse:
     query = dict(request.GET.lists())
     spec = parse_query(query)
     signing.verify(source.name, query)
@@ -120,7 +127,7 @@ def serve_transform(request: HttpRequest, source: Source) -> HttpResponse:
 
     engine = get_engine(spec.engine or conf.DEFAULT_ENGINE)
     return conditional_transform(
-        request, source, spec, engine, lambda negotiated: render_image(source, spec, engine, negotiated)
+        request, source, spec, engine, lambda negotiated: render_image(source, image, spec, engine, negotiated)
     )
 
 
@@ -157,15 +164,20 @@ class Rendered(NamedTuple):
     body: bytes | Pipeline
 
 
-def render_image(source: Source, spec: TransformSpec, engine: Engine, negotiated: str | None) -> Rendered:
-    """Probe, check limits, plan and start the engine under a work slot; a pipeline has its first byte ready."""
-    info = probe_image(source)
+def render_image(
+    source: Source, image: Image.Image, spec: TransformSpec, engine: Engine, negotiated: str | None
+) -> Rendered:
+    """Check limits from the opened header, plan and start the engine under a work slot.
+
+    An in-process engine decodes ``image`` itself; a pipeline has its first byte ready.
+    """
+    info = describe(source, image)
     output_format = resolve_format(spec, negotiated, info.format)
     refusal = engine.refusal(info, output_format)
     if refusal:
         raise InvalidSpec("engine", f"{engine.name} cannot make this: {refusal}")
     plan = plan_for((info.width, info.height), spec, int(conf.MAX_DIMENSION))
-    job = ImageJob(source, info, plan, output_format, spec.effective_quality, spec.bg)
+    job = ImageJob(source, info, plan, output_format, spec.effective_quality, spec.bg, opened=image)
 
     slot = work_slots().acquire(engine.weight, wait=float(conf.SLOT_WAIT))
     result = engine.render(job, deadline=float(conf.DEADLINE), on_close=slot.release)

@@ -21,7 +21,7 @@ from .cache import Entry, cache_key, result_cache
 from .conf import conf
 from .engines import get_engine
 from .errors import TransformError
-from .sources import media_root, resolve
+from .sources import media_root, require_image, resolve
 from .spec import TransformSpec, parse_query
 from .views import MEDIA_EXTENSIONS, render_image, transform_ingredients
 
@@ -65,7 +65,8 @@ def warm_one(name: str, spec: TransformSpec) -> tuple[str, str]:
             claimed.file.close()
             return "cached", key
         try:
-            rendered = render_image(source, spec, engine, None)
+            with require_image(source) as image:
+                rendered = render_image(source, image, spec, engine, None)
             if isinstance(rendered.body, bytes):
                 cache.store(key, rendered.content_type, rendered.body)
             else:

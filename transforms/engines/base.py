@@ -18,6 +18,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from PIL import Image
+
 from streaming.pipeline import Pipeline
 
 from ..geometry import Plan
@@ -32,6 +34,9 @@ class ImageJob:
     format: str  # concrete output format: jpeg, png, webp, avif, gif
     quality: int
     background: str  # six hex digits
+    # The source as the view opened it to probe (header parsed, nothing decoded); an
+    # in-process engine decodes from it rather than opening and parsing the file again.
+    opened: Image.Image | None = None
 
     @property
     def background_rgb(self) -> tuple[int, int, int]:

@@ -58,6 +58,8 @@ class PillowEngine(Engine):
 
     def render(self, job: ImageJob, *, deadline: float, on_close: Callable[[], None]) -> bytes:
         try:
+            if job.opened is not None:
+                return encode(transform(job.opened, job), job)
             with Image.open(job.source.path) as image:
                 return encode(transform(image, job), job)
         except DECODE_ERRORS as exc:
