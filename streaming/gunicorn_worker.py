@@ -344,8 +344,8 @@ class SpliceThreadWorker(ThreadWorker):
         handed back to gunicorn's parser.
         """
         table = replay.current_table()
-        if table is None or not self.alive or conn.is_http2 or self.cfg.is_ssl:
-            return False
+        if not table or not self.alive or conn.is_http2 or self.cfg.is_ssl:
+            return False  # (an empty table: nothing to find, so the request is not even read here)
         try:
             data = conn.sock.recv(replay.MAX_REQUEST)
         except BlockingIOError:
