@@ -6,9 +6,7 @@ For a 1920x1080 and a 4000x3000 baseline JPEG (drawn photo-like: gradients,
 shapes and grain, so the entropy coder has real work) -> 300x200 contain and
 cover, it runs wrk against:
 
-* mediasite under gunicorn (2 gthread workers on loopback, each pinned to a core as
-  the shipped config does with one worker per core), once per engine, and with
-  ``--unpinned`` once more for pillow with the workers free to change cores;
+* mediasite under gunicorn (2 gthread workers on loopback), once per engine;
 * thumbor 7 (from PyPI, in its own virtualenv under var/bench/, result storage
   and storage off, file loader), as two single-process instances, each driven
   by its own wrk with half the connections (round robin per connection, with no
@@ -164,8 +162,8 @@ def median_of(runs: list[dict]) -> dict:
 
 # --- servers ----------------------------------------------------------------------------------
 
-def start_gunicorn(port: int, workers: int, pin: str = "auto") -> subprocess.Popen:
-    env = {**os.environ, "GUNICORN_PIN_WORKERS": pin, "MEDIA_ROOT": str(MEDIA), "GUNICORN_BIND": f"127.0.0.1:{port}",
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "MEDIA_ROOT": str(MEDIA), "GUNICORN_BIND": f"127.0.0.1:{port}",
            "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": "8", "GUNICORN_ACCESSLOG": "",
            "GUNICORN_LOGLEVEL": "warning", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "TRANSFORMS_CONCURRENCY": "16",
            # every request must transform: the result cache would turn them into file sends
@@ -264,8 +262,6 @@ def main() -> None:
     parser.add_argument("--sources", default=",".join(SOURCES), help="which of " + ", ".join(SOURCES))
     parser.add_argument("--fits", default=",".join(FITS), help="which of " + ", ".join(FITS))
     parser.add_argument("--no-thumbor", action="store_true")
-    parser.add_argument("--unpinned", action="store_true",
-                        help="also run the pillow engine with GUNICORN_PIN_WORKERS=0 (workers free to change cores)")
     args = parser.parse_args()
     sources, fits = args.sources.split(","), args.fits.split(",")
     for name in sources + fits:
@@ -282,16 +278,13 @@ def main() -> None:
     processes: list[subprocess.Popen] = []
     thumbor_problem = "skipped (--no-thumbor)" if args.no_thumbor else thumbor_ready()
     try:
-        variants = [(engine, "auto", f"mediasite {engine}") for engine in args.engines.split(",")]
-        if args.unpinned:
-            variants.append(("pillow", "0", "mediasite pillow unpinned"))
-        for engine, pin, name in variants:
+        for engine in args.engines.split(","):
             port = free_port()
-            process = start_gunicorn(port, args.workers, pin)
+            process = start_gunicorn(port, args.workers)
             processes.append(process)
             workers = descendants(process.pid)
             servers.append({
-                "name": name, "engine": engine, "pids": [process.pid, *workers], "rss": workers,
+                "name": f"mediasite {engine}", "engine": engine, "pids": [process.pid, *workers], "rss": workers,
                 "urls": lambda source, fit, port=port, engine=engine: [
                     f"http://127.0.0.1:{port}/{source}.jpg?size=300x200{FITS[fit]}&engine={engine}"],
             })

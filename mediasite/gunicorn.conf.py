@@ -40,22 +40,6 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 
 
-def post_fork(server, worker):
-    """Pin each worker to a core of its own (GUNICORN_PIN_WORKERS: auto, 1 or 0; see streaming/affinity.py).
-
-    ``auto`` pins when there are at least as many workers as cores, as with the
-    default of one worker per core: a thumbnail then stays on one core's cache
-    instead of hopping between cores at gthread's hand-off (about 0.4 ms per
-    1920x1080 thumbnail). Tools started by a worker still run on every core.
-    With fewer workers than cores nothing is pinned, so no core sits idle.
-    """
-    from streaming.affinity import pin_worker, should_pin
-
-    if should_pin(os.environ.get("GUNICORN_PIN_WORKERS", "auto"), server.num_workers):
-        cpu = pin_worker(pid for pid in server.WORKERS if pid != os.getpid())
-        server.log.info("worker %s pinned to CPU %s", os.getpid(), cpu)
-
-
 def post_worker_init(worker):
     """On a graceful stop (SIGTERM, also sent on reload) end camera streams at once.
 

@@ -29,8 +29,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .affinity import every_core
-
 logger = logging.getLogger(__name__)
 
 PIPE_SIZE = 1 << 20
@@ -100,23 +98,22 @@ class Pipeline:
         previous = None
         pgid = 0
         try:
-            with every_core():  # a pinned worker's tools may still use every core
-                for argv in self.argvs:
-                    proc = subprocess.Popen(
-                        argv,
-                        stdin=previous.stdout if previous else stdin,
-                        stdout=subprocess.PIPE,
-                        stderr=self._stderr,
-                        env=env,
-                        close_fds=True,
-                        process_group=pgid,
-                    )
-                    if previous is not None:
-                        previous.stdout.close()
-                    pgid = pgid or proc.pid
-                    self.pgid = pgid
-                    self._procs.append(proc)
-                    previous = proc
+            for argv in self.argvs:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=previous.stdout if previous else stdin,
+                    stdout=subprocess.PIPE,
+                    stderr=self._stderr,
+                    env=env,
+                    close_fds=True,
+                    process_group=pgid,
+                )
+                if previous is not None:
+                    previous.stdout.close()
+                pgid = pgid or proc.pid
+                self.pgid = pgid
+                self._procs.append(proc)
+                previous = proc
         finally:
             if stdin is not subprocess.DEVNULL:
                 stdin.close()
