@@ -260,6 +260,42 @@ def test_paths_outside_the_media_root_are_404(client, media_root, tmp_path, path
         assert json_error(response)["error"] == "not_found"
 
 
+def test_a_fifo_in_the_root_is_404_at_once(client, media_root):
+    os.mkfifo(media_root / "pipe.jpg")  # opening it for reading would block until a writer came
+    for query in ("", "?size=5x5"):
+        response = client.get("/pipe.jpg" + query)
+        assert response.status_code == 404
+        assert json_error(response)["error"] == "not_found"
+
+
+@pytest.mark.parametrize("proc", ["proc", "no proc"])
+def test_resolve_follows_symlinks_like_realpath(media_root, tmp_path, settings, monkeypatch, proc):
+    """A symlinked MEDIA_ROOT and symlinks inside it resolve as os.path.realpath would, with or without /proc."""
+    from transforms import sources
+
+    if proc == "no proc":
+        real_readlink = os.readlink
+
+        def no_proc(path, *args, **kwargs):
+            if str(path).startswith("/proc/"):
+                raise FileNotFoundError(path)
+            return real_readlink(path, *args, **kwargs)  # os.path.realpath reads symlinks with it too
+
+        monkeypatch.setattr(sources.os, "readlink", no_proc)
+    media_factory.save(media_factory.photo(10, 10), media_root / "real.jpg")
+    (media_root / "deep").mkdir()
+    os.symlink("../real.jpg", media_root / "deep" / "alias.jpg")
+    os.symlink(media_root, tmp_path / "root-link")
+    settings.MEDIA_ROOT = str(tmp_path / "root-link")
+
+    found = sources.resolve("deep/alias.jpg")
+    assert str(found.path) == os.path.realpath(media_root / "real.jpg")
+    assert (found.size, found.inode) == (os.stat(media_root / "real.jpg").st_size,
+                                         os.stat(media_root / "real.jpg").st_ino)
+    with pytest.raises(sources.SourceNotFound):
+        sources.resolve("deep")  # a folder is not a source
+
+
 def test_symlink_inside_the_root_is_served(client, photos, media_root):
     os.symlink(photos["png"], media_root / "alias.png")
     assert get_image(client, "/alias.png?size=64x64").size == (64, 48)
