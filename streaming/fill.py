@@ -11,11 +11,15 @@ where a reader could find it.
 keeps the pipeline's ``fileno()``, so a splice-capable server still sees a FIFO:
 ``streaming.gunicorn_worker`` then tee(2)s each chunk into the file (zero-copy);
 any other server calls ``read()`` and the chunk is written to the file from the
-same Python buffer that goes to the client.
+same Python buffer that goes to the client. Either way the file holds exactly
+the bytes taken from the pipe, so when the client leaves while other requests
+follow the file (``streaming.follow``), ``close()`` reads the rest of the
+render into it for them and publishes it; with no follower it kills the tools.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -67,6 +71,17 @@ class FileFill:
     def spliced(self, count: int) -> None:
         """Account for ``count`` bytes the caller moved into ``fileno()`` with splice."""
         self.body_bytes += count
+
+    def followed(self) -> bool:
+        """Whether a reader holds the temporary file shared, as ``streaming.follow.GrowingFile`` does."""
+        if self._done:
+            return False
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return False
 
     def commit(self) -> bool:
         """Rename into place if the file holds exactly the counted bytes; otherwise abort."""
@@ -153,6 +168,8 @@ class TeedPipeline:
         self._closed = True
         committed = False
         try:
+            if not self._succeeded and not self.pipeline.closed and self.fill.followed():
+                self._finish_for_followers()
             self.pipeline.close()
             committed = self.committed = self.fill.commit() if self._succeeded else False
         finally:
@@ -160,6 +177,20 @@ class TeedPipeline:
                 self.fill.abort()
             if self._on_done is not None:
                 self._on_done(committed)
+
+    def _finish_for_followers(self) -> None:
+        """Our client left before the end, but other requests follow the file: read the rest into it.
+
+        It stops (and the tools are killed) as soon as the last follower has left too.
+        """
+        logger.info("the client left; finishing the render into %s for the requests following it", self.fill.final.name)
+        try:
+            while self.read():
+                if not self.fill.followed():
+                    logger.info("the requests following %s left too: stopping its render", self.fill.final.name)
+                    return
+        except Exception as exc:  # the tool failed or ran out of time: the followers end early, as ours did
+            logger.info("the render followed by other requests failed: %s", exc)
 
     @property
     def closed(self) -> bool:

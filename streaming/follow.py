@@ -11,10 +11,15 @@ ends early too, so its client can tell).
 Growth is polled, backing off from 5 to 100 ms: a follower costs a few syscalls
 per poll, and the file outlives any one writer's notification mechanism (its
 inode stays readable after rename or unlink).
+
+A follower holds a shared flock on the file while it follows. That is how the
+writer knows someone still reads it when its own client leaves: it then finishes
+the render for the followers instead of killing it (``streaming.fill``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from pathlib import Path
@@ -43,6 +48,10 @@ class GrowingFile:
         self.final = Path(final)
         self.position = offset
         self.stall = stall
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            pass  # the writer is giving up this very moment: the file is unlinked and read() says so
 
     def readable(self) -> bool:
         return True

@@ -289,7 +289,12 @@ class SpliceResponse(wsgi.Response):
 
 
 class TeeIntoFile:
-    """tee(2) each chunk into a private pipe and splice it into the fill's file, then send it."""
+    """tee(2) each chunk into a private pipe and send that copy, then splice the chunk itself into the file.
+
+    In that order the file only ever holds bytes taken from the tool's pipe: if
+    the client goes away mid-chunk, the chunk is still in the pipe, and a render
+    finished for followers (``streaming.fill``) writes it once, not twice.
+    """
 
     def __init__(self, fill, stall: float) -> None:
         self.fill = fill
@@ -306,15 +311,17 @@ class TeeIntoFile:
             copied = splicing.tee(src, self.write_end, count - sent, 0)
             if copied == 0:
                 break
-            into_file = splicing.splice_exactly(
-                splice, self.read_end, self.fill.fileno(), copied, stall_timeout=self.stall,
-                flags=splicing.SPLICE_F_MOVE,
-            )
-            self.fill.spliced(into_file)
-            moved = splicing.splice_exactly(splice, src, sock_fd, copied, stall_timeout=self.stall, flags=flags)
+            moved = splicing.splice_exactly(splice, self.read_end, sock_fd, copied, stall_timeout=self.stall,
+                                            flags=flags)
             sent += moved
             if moved < copied:
                 break
+            into_file = splicing.splice_exactly(
+                splice, src, self.fill.fileno(), copied, stall_timeout=self.stall, flags=splicing.SPLICE_F_MOVE,
+            )
+            self.fill.spliced(into_file)
+            if into_file < copied:  # the client has bytes the pipe still holds: this body cannot go on
+                raise StreamAborted("the cache file took only part of a chunk")
         return sent
 
     def close(self) -> None:

@@ -83,6 +83,7 @@ class Pipeline:
         self._procs: list[subprocess.Popen] = []
         self._finished = False
         self._closed = False
+        self._failure: PipelineError | None = None
         self.bytes_out = 0
         self.pgid = 0
         self._stdout = None
@@ -205,8 +206,10 @@ class Pipeline:
             self.finish()
 
     def finish(self) -> None:
-        """At end of output: reap every process and raise if any of them failed."""
+        """At end of output: reap every process and raise if any of them failed (again on every later call)."""
         if self._finished:
+            if self._failure is not None:
+                raise self._failure
             return
         for proc in self._procs:
             remaining = max(0.0, self.deadline - time.monotonic())
@@ -218,11 +221,13 @@ class Pipeline:
         self._finished = True
         for proc in self._procs:
             if proc.returncode != 0:
-                raise PipelineError(proc.args, proc.returncode, self.stderr_tail())
+                self._failure = PipelineError(proc.args, proc.returncode, self.stderr_tail())
+                raise self._failure
         if self.fatal_stderr is not None:
             stderr = self.stderr_tail()
             if self.fatal_stderr.search(stderr):
-                raise PipelineError(self.argvs[-1], 0, stderr, "the tool reported a damaged input")
+                self._failure = PipelineError(self.argvs[-1], 0, stderr, "the tool reported a damaged input")
+                raise self._failure
 
     def stderr_tail(self) -> str:
         if self._stderr.closed:

@@ -314,6 +314,54 @@ def test_a_follower_of_a_failing_render_ends_early_too(gunicorn_factory, tmp_pat
     assert wait_until(lambda: children(server.worker_pids()[0]) == [])
 
 
+@pytest.mark.parametrize("splice", ["auto", "off"])
+def test_followers_get_the_whole_render_when_the_first_client_leaves(gunicorn_factory, tmp_path, splice):
+    """The render keeps going for the requests following it, and its result is cached, once."""
+    data = slow_tool(tmp_path)
+    server = start(gunicorn_factory, tmp_path, STREAMING_SPLICE=splice)
+    leader = RawClient(server.port)
+    leader.request("GET", "/_test/cached/out.bin")
+    assert wait_until(lambda: "result cache miss" in log_text(tmp_path))
+    time.sleep(0.3)
+    follower = RawClient(server.port)
+    follower.request("GET", "/_test/cached/out.bin")
+    assert wait_until(lambda: "following the render" in log_text(tmp_path))
+    leader.sock.recv(65536)
+    leader.reset()  # about a third of the way through the render
+    status, _, body = follower.response()
+    follower.close()
+    assert status == 200 and body == data
+    log = log_text(tmp_path)
+    assert "finishing the render" in log and "client went away" in log
+    assert invocations(tmp_path / "count") == 1
+    assert wait_until(lambda: len(cache_files(tmp_path / "cache")) == 1)  # published: the next request hits
+    again = RawClient(server.port)
+    again.request("GET", "/_test/cached/out.bin")
+    assert again.response()[2] == data
+    again.close()
+    assert invocations(tmp_path / "count") == 1
+    assert "Traceback" not in log_text(tmp_path)
+
+
+def test_the_render_stops_when_its_last_follower_leaves_too(gunicorn_factory, tmp_path):
+    slow_tool(tmp_path)
+    server = start(gunicorn_factory, tmp_path)
+    worker = server.worker_pids()[0]
+    leader = RawClient(server.port)
+    leader.request("GET", "/_test/cached/out.bin")
+    assert wait_until(lambda: "result cache miss" in log_text(tmp_path))
+    follower = RawClient(server.port)
+    follower.request("GET", "/_test/cached/out.bin")
+    assert wait_until(lambda: "following the render" in log_text(tmp_path))
+    leader.reset()
+    assert wait_until(lambda: "finishing the render" in log_text(tmp_path))
+    follower.reset()
+    assert wait_until(lambda: "left too: stopping its render" in log_text(tmp_path))
+    assert wait_until(lambda: children(worker) == [])  # the tool was killed before its end
+    assert cache_files(tmp_path / "cache") == []
+    assert "Traceback" not in log_text(tmp_path)
+
+
 def test_an_unusable_cache_folder_does_not_fail_requests(client, photos, settings, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
