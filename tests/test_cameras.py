@@ -18,7 +18,7 @@ import requests
 from PIL import Image
 
 from tests import media_factory
-from tests.conftest import children, free_port, wait_for
+from tests.conftest import children, free_port, wait_for, wait_until
 from tests.media_factory import decode
 from tests.mjpeg_client import MjpegReader
 
@@ -178,6 +178,39 @@ def test_bad_requests_and_the_viewer_limit(cameras):
     third = wait_for(lambda: (r := requests.get(f"{base}/demo/stream.mjpg", stream=True, timeout=10)).ok and r)
     assert decode(MjpegReader(third).take(1)[0].body).size == (160, 120)
     third.close()
+
+
+def test_the_viewer_limit_holds_for_a_burst_across_workers(cameras):
+    """Ten viewers at once over two workers, limit three: exactly three get a stream.
+
+    Each admission checks every worker's published count and publishes its own in one
+    Redis step, so two workers cannot both admit against counts from before the burst.
+    """
+    server = cameras("demo=emulated?size=160x120&fps=10", workers=2, threads=64, CAMERAS_MAX_VIEWERS="3")
+    assert wait_until(lambda: len(server.worker_pids()) == 2)
+    url = f"{server.url}/cameras/demo/stream.mjpg"
+    barrier = threading.Barrier(10)
+    answers: list[requests.Response] = []
+
+    def ask() -> None:
+        barrier.wait()
+        answers.append(requests.get(url, stream=True, timeout=30))
+
+    threads = [threading.Thread(target=ask) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [200] * 3 + [503] * 7
+        refusals = [answer.json()["error"] for answer in answers if answer.status_code == 503]
+        assert refusals == ["too_many_viewers"] * 7, refusals
+        counts = cameras.redis.hgetall("mediasite:cameras:demo:viewers")
+        assert sum(int(value.split()[0]) for value in counts.values()) == 3
+    finally:
+        for answer in answers:
+            answer.close()
 
 
 def watch(url: str, count: int, results: list, errors: list) -> None:

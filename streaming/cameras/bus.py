@@ -5,7 +5,8 @@ Per camera ``<name>`` (keys under ``mediasite:cameras:<name>:``):
     frames     pub/sub channel: b"F" + (seq, capture time) + JPEG, or b"E" + failure text
     latest     the last frame message (for snapshots), expiring soon after the producer stops
     lease      who runs the producer (owner id); set NX with a TTL, renewed while it runs
-    viewers    hash: worker id -> "count unix-time", refreshed by every worker with viewers
+    viewers    hash: worker id -> "count unix-time", written when a worker admits a viewer
+               (checked against every worker's count in one Lua step) and on every heartbeat
     status     JSON written by the producer: state, error, fps, frames, retry time
     producers  how many producers are running now (a gauge: 0 or 1 when all is well)
     starts     how many producers were ever started (a counter, for tests and operators)
@@ -101,6 +102,35 @@ def report_viewers(name: str, worker: str, count: int) -> None:
         client().hset(key(name, "viewers"), worker, f"{count} {time.time():.3f}")
     else:
         client().hdel(key(name, "viewers"), worker)
+
+
+# Sum the fresh counts of the other workers and admit one more viewer here only if the
+# total stays within the limit, publishing this worker's new count in the same step. A
+# script runs alone in Redis, so workers admitting at once cannot all pass one check.
+ADMIT = """
+local total = 0
+local now, fresh = tonumber(ARGV[3]), tonumber(ARGV[4])
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+    if entries[i] ~= ARGV[1] then
+        local count, stamp = string.match(entries[i + 1], '^(%d+) ([%d.]+)$')
+        if count and now - tonumber(stamp) <= fresh then
+            total = total + tonumber(count)
+        end
+    end
+end
+if total + tonumber(ARGV[2]) > tonumber(ARGV[5]) then
+    return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+return 1
+"""
+
+
+def admit_viewer(name: str, worker: str, count: int, limit: int) -> bool:
+    """Publish ``count`` viewers for this worker if all workers' fresh counts then stay within ``limit``."""
+    admitted = client().eval(ADMIT, 1, key(name, "viewers"), worker, count, f"{time.time():.3f}", VIEWERS_FRESH, limit)
+    return bool(admitted)
 
 
 def viewer_counts(name: str) -> dict[str, int]:

@@ -82,6 +82,9 @@ class Feed:
     def __init__(self, camera: Camera) -> None:
         self.camera = camera
         self._lock = threading.Lock()
+        # Serialises what this process publishes as its viewer count (admissions and
+        # heartbeats), so an older count never overwrites a newer one in Redis.
+        self._count_lock = threading.Lock()
         self._viewers: set[Viewer] = set()
         self._reader: threading.Thread | None = None
         self._to_wake: list[Viewer] = []
@@ -95,20 +98,25 @@ class Feed:
     def attach(self) -> Viewer:
         """Register a viewer (starting the reader if needed); TooManyViewers past the limit."""
         limit = int(settings.CAMERAS_MAX_VIEWERS)
-        me = bus.process_id()
-        elsewhere = sum(count for worker, count in bus.viewer_counts(self.camera.name).items() if worker != me)
-        with self._lock:
-            if elsewhere + len(self._viewers) >= limit:
+        with self._count_lock:
+            if not bus.admit_viewer(self.camera.name, bus.process_id(), len(self._viewers) + 1, limit):
                 raise TooManyViewers()
-            viewer = Viewer(self.failure[0])
-            self._viewers.add(viewer)
-            if self._reader is None:
-                self._reader = threading.Thread(target=self._read, name=f"camera-reader-{self.camera.name}",
-                                                daemon=True)
-                self._reader.start()
+            with self._lock:
+                viewer = Viewer(self.failure[0])
+                self._viewers.add(viewer)
+                if self._reader is None:
+                    self._reader = threading.Thread(target=self._read, name=f"camera-reader-{self.camera.name}",
+                                                    daemon=True)
+                    self._reader.start()
         return viewer
 
     def detach(self, viewer: Viewer) -> None:
+        """Forget a viewer here; Redis hears of it at the next heartbeat.
+
+        Until then this worker's published count is one too high, which only makes
+        admissions stricter, and keeps the producer alive through the gap a
+        reconnecting viewer leaves.
+        """
         with self._lock:
             self._viewers.discard(viewer)
 
@@ -167,15 +175,16 @@ class Feed:
                 if now < next_beat:
                     continue
                 next_beat = now + HEARTBEAT
-                with self._lock:
-                    count = len(self._viewers)
-                    empty_since = None if count else (empty_since or now)
-                    if empty_since is not None and now - empty_since >= READER_LINGER:
-                        bus.report_viewers(name, worker, 0)
-                        self._reader = None
-                        self.latest = None
-                        return
-                bus.report_viewers(name, worker, count)
+                with self._count_lock:
+                    with self._lock:
+                        count = len(self._viewers)
+                        empty_since = None if count else (empty_since or now)
+                        if empty_since is not None and now - empty_since >= READER_LINGER:
+                            bus.report_viewers(name, worker, 0)
+                            self._reader = None
+                            self.latest = None
+                            return
+                    bus.report_viewers(name, worker, count)
                 if count:
                     producer.ensure_running(self.camera)
         except Exception:
