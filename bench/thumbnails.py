@@ -264,9 +264,9 @@ def main() -> None:
     parser.add_argument("--no-thumbor", action="store_true")
     args = parser.parse_args()
     sources, fits = args.sources.split(","), args.fits.split(",")
-    for name in sources + fits:
-        if name not in SOURCES and name not in FITS:
-            parser.error(f"unknown source or fit {name!r}")
+    for chosen, known in ((sources, SOURCES), (fits, FITS)):
+        for name in set(chosen) - set(known):
+            parser.error(f"unknown {name!r}: choose from {', '.join(known)}")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed")
     make_sources()
