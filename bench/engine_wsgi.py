@@ -6,23 +6,13 @@ call the in-process ceiling times (no Django, no view, no probe per request);
 its threads add to a thumbnail, apart from Django and the view.
 """
 
-import os
+from bench.thumbnails import thumbnail_job
 
-import django
+JOB = thumbnail_job("1920x1080", "contain")  # sets Django up first
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediasite.settings")
-django.setup()
-
-from transforms.engines import ENGINES, ImageJob  # noqa: E402
-from transforms.geometry import plan_for  # noqa: E402
-from transforms.sources import probe_image, resolve  # noqa: E402
-from transforms.spec import parse_query  # noqa: E402
+from transforms.engines import ENGINES  # noqa: E402
 
 ENGINE = ENGINES["pillow"]
-SOURCE = resolve(os.environ.get("BENCH_SOURCE", "1920x1080.jpg"))
-INFO = probe_image(SOURCE)
-JOB = ImageJob(SOURCE, INFO, plan_for((INFO.width, INFO.height), parse_query({"size": ["300x200"]}), 4096),
-               "jpeg", 85, "ffffff")
 
 
 def render() -> bytes:

@@ -20,11 +20,8 @@ hand-off from moving a request to the other core's cold cache.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -45,19 +42,6 @@ SERVERS = [
 ]
 
 
-def start(module: str, config: str, workers: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    env = {**os.environ, "MEDIA_ROOT": str(thumbnails.MEDIA), "GUNICORN_BIND": f"127.0.0.1:{port}",
-           "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": "8", "GUNICORN_ACCESSLOG": "",
-           "GUNICORN_LOGLEVEL": "warning", "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-           "TRANSFORMS_CONCURRENCY": "16", "TRANSFORMS_CACHE": "0"}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", config, module],
-                               cwd=PROJECT, env=env)
-    thumbnails.wait_port(port, process)
-    time.sleep(1)
-    return process, port
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
@@ -72,7 +56,8 @@ def main() -> None:
         for name, module, path, config in SERVERS:
             if args.only not in name:
                 continue
-            process, port = start(module, config, args.workers)
+            port = free_port()
+            process = thumbnails.start_gunicorn(port, args.workers, module, config)
             started.append((name, process, f"http://127.0.0.1:{port}{path}", [process.pid, *descendants(process.pid)]))
         cpu: dict[str, list[float]] = {name: [] for name, *_ in started}
         ceiling = []

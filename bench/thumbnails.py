@@ -162,14 +162,15 @@ def median_of(runs: list[dict]) -> dict:
 
 # --- servers ----------------------------------------------------------------------------------
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, app: str = "mediasite.wsgi",
+                   config: str = "mediasite/gunicorn.conf.py") -> subprocess.Popen:
+    """gunicorn serving ``app`` with ``config`` on the benchmark's media, transforming every request."""
     env = {**os.environ, "MEDIA_ROOT": str(MEDIA), "GUNICORN_BIND": f"127.0.0.1:{port}",
            "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": "8", "GUNICORN_ACCESSLOG": "",
            "GUNICORN_LOGLEVEL": "warning", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "TRANSFORMS_CONCURRENCY": "16",
            # every request must transform: the result cache would turn them into file sends
            "TRANSFORMS_CACHE": "0"}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py",
-                                "mediasite.wsgi"], cwd=PROJECT, env=env)
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", config, app], cwd=PROJECT, env=env)
     wait_port(port, process)
     time.sleep(1)
     return process
@@ -210,23 +211,30 @@ def start_thumbor(port: int) -> subprocess.Popen:
 
 # --- in-process ceiling ----------------------------------------------------------------------
 
-def in_process_ms(engine_name: str, source_name: str, fit: str, loops: int) -> float:
-    """CPU milliseconds of one transform without HTTP: the engine (and its tools) alone."""
+def thumbnail_job(source_name: str, fit: str):
+    """The benchmarked job, planned as the view plans it: ``<source>.jpg`` -> 300x200 JPEG at quality 85."""
     import django
     from django.conf import settings
 
     django.setup()
     settings.MEDIA_ROOT = MEDIA
-    from transforms.engines import ENGINES, ImageJob
+    from transforms.engines import ImageJob
     from transforms.geometry import plan_for
     from transforms.sources import probe_image, resolve
     from transforms.spec import parse_query
 
-    engine = ENGINES[engine_name]
     source = resolve(f"{source_name}.jpg")
     spec = parse_query({"size": ["300x200"], **({"fit": ["cover"]} if fit == "cover" else {})})
     info = probe_image(source)
-    job = ImageJob(source, info, plan_for((info.width, info.height), spec, 4096), "jpeg", 85, "ffffff")
+    return ImageJob(source, info, plan_for((info.width, info.height), spec, 4096), "jpeg", 85, "ffffff")
+
+
+def in_process_ms(engine_name: str, source_name: str, fit: str, loops: int) -> float:
+    """CPU milliseconds of one transform without HTTP: the engine (and its tools) alone."""
+    job = thumbnail_job(source_name, fit)
+    from transforms.engines import ENGINES
+
+    engine = ENGINES[engine_name]
 
     def once() -> None:
         result = engine.render(job, deadline=30, on_close=lambda: None)

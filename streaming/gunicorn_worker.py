@@ -384,7 +384,7 @@ class SpliceThreadWorker(ThreadWorker):
             return True
         self.count_request()
         if self.log.access_log_enabled:
-            self.log_replay(conn, data, status, payload, started)
+            self.log_replay(conn, request, status, payload, started)
         self.keepalived_conns.remove(conn)
         if sent < len(payload):
             self.poller.unregister(conn.sock)
@@ -408,12 +408,10 @@ class SpliceThreadWorker(ThreadWorker):
         self.nr_conns -= 1
         conn.close()
 
-    def log_replay(self, conn, data: bytes, status: int, payload: bytes, started: float) -> None:
+    def log_replay(self, conn, request: replay.ReplayRequest, status: int, payload: bytes, started: float) -> None:
         """One access-log line, as gunicorn writes for the app's responses."""
-        lines = data[:-4].decode("latin-1").split("\r\n")
-        method, target, protocol = lines[0].split(" ")
-        fields = (line.partition(":") for line in lines[1:])
-        headers = [(name.strip().upper(), value.strip()) for name, _, value in fields]
+        method, target, protocol = (part.decode("latin-1") for part in request.request_line)
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers]
         path, _, query = target.partition("?")
         environ = {
             "REMOTE_ADDR": conn.client[0] if isinstance(conn.client, tuple) else str(conn.client),

@@ -115,11 +115,14 @@ class Replay:
 
 @dataclass(slots=True)
 class ReplayRequest:
-    """What a replay needs from a request: its key, whether to send the body, and If-None-Match."""
+    """What a replay needs from a request: its key, whether to send the body, If-None-Match,
+    and the request line and headers as parsed, for the access log."""
 
     key: tuple
     head_only: bool
     if_none_match: bytes | None
+    request_line: list[bytes]  # method, target, protocol
+    headers: list[tuple[bytes, bytes]]  # upper-case names, stripped values
 
 
 def request_key(target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> tuple | None:
@@ -164,7 +167,7 @@ def parse_request(data: bytes) -> ReplayRequest | None:
     key = request_key(request_line[1], headers)
     if key is None:
         return None
-    return ReplayRequest(key, request_line[0] == b"HEAD", if_none_match)
+    return ReplayRequest(key, request_line[0] == b"HEAD", if_none_match, request_line, headers)
 
 
 class ReplayTable:
