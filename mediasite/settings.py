@@ -13,6 +13,9 @@ from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from streaming.conf import conf as streaming_conf
+from transforms.conf import conf as transforms_conf
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -143,64 +146,14 @@ WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "/"
 
-# --- transforms: defaults and meaning in transforms/conf.py -------------
-# A TRANSFORMS_* setting exists here only when its environment variable is set.
-TRANSFORMS_ENVIRONMENT = {
-    "TRANSFORMS_SIGNING": str,
-    "TRANSFORMS_MAX_DIMENSION": int,
-    "TRANSFORMS_MAX_PIXELS": int,
-    "TRANSFORMS_MAX_SOURCE_BYTES": int,
-    "TRANSFORMS_CONCURRENCY": int,
-    "TRANSFORMS_SLOT_WAIT": int,
-    "TRANSFORMS_DEADLINE": int,
-    "TRANSFORMS_CACHE_CONTROL": str,
-    "TRANSFORMS_DEFAULT_ENGINE": str,
-    "TRANSFORMS_DEFAULT_QUALITY": int,
-    "TRANSFORMS_CONVERT": str,
-    "TRANSFORMS_DJPEG": str,
-    "TRANSFORMS_CJPEG": str,
-    "TRANSFORMS_FFMPEG": str,
-    "TRANSFORMS_FFPROBE": str,
-    # engines (convert, cjpeg)
-    "TRANSFORMS_NETPBM_DIR": str,
-    # result cache (transforms/cache.py)
-    "TRANSFORMS_CACHE": bool,
-    "TRANSFORMS_CACHE_MAX_BYTES": int,
-    "TRANSFORMS_CACHE_WAIT": int,
-    "TRANSFORMS_TRANSCODE_CACHE_WAIT": int,
-    # video and audio
-    "TRANSFORMS_MAX_SOURCE_DURATION": int,
-    "TRANSFORMS_MAX_VIDEO_PIXELS": int,
-    "TRANSFORMS_MAX_OUTPUT_DURATION": int,
-    "TRANSFORMS_MAX_GIF_DURATION": int,
-    "TRANSFORMS_VIDEO_DEADLINE": int,
-    "TRANSFORMS_PROBE_TIMEOUT": int,
-    "TRANSFORMS_VIDEO_WEIGHT": int,
-    "TRANSFORMS_VIDEO_DEMUXERS": str,
-}
-for _name, _cast in TRANSFORMS_ENVIRONMENT.items():
-    if os.environ.get(_name):
-        if _cast is int:
-            globals()[_name] = env_int(_name, 0)
-        elif _cast is bool:
-            globals()[_name] = env_bool(_name, True)
-        else:
-            globals()[_name] = _cast(os.environ[_name])
+# --- transforms and streaming: defaults and meaning in transforms/conf.py and streaming/conf.py ---
+# A TRANSFORMS_* or STREAMING_* setting exists here only when its environment variable is set,
+# cast to the type of its default in that table.
+globals().update(transforms_conf.from_environment(os.environ))
+globals().update(streaming_conf.from_environment(os.environ))
 TRANSFORMS_CACHE_DIR = Path(env("TRANSFORMS_CACHE_DIR", str(BASE_DIR / "var" / "cache")))
-
-# --- zero-copy delivery and the result cache (README: "Zero-copy delivery") ---
-# How pipe bodies reach the socket under gunicorn: auto (os.splice, else libc via
-# ctypes), os, ctypes, or off (1 MiB copies through Python).
-STREAMING_SPLICE = env("STREAMING_SPLICE", "auto")
-if STREAMING_SPLICE not in ("auto", "os", "ctypes", "off"):
-    raise ImproperlyConfigured(f"STREAMING_SPLICE must be auto, os, ctypes or off, got {STREAMING_SPLICE!r}")
-# Seconds a streamed response may go without progress (tool silent or client not reading).
-STREAMING_STALL_TIMEOUT = env_int("STREAMING_STALL_TIMEOUT", 30)
-# Replays (streaming/replay.py): per-worker memory for small file responses (cache hits,
-# small originals) answered again from gunicorn's event loop; 0 turns them off.
-STREAMING_REPLAY_BYTES = env_int("STREAMING_REPLAY_BYTES", 16 << 20)
-STREAMING_REPLAY_MAX_BODY = env_int("STREAMING_REPLAY_MAX_BODY", 256 << 10)
-STREAMING_REPLAY_TTL = env_float("STREAMING_REPLAY_TTL", 10.0)
+if env("STREAMING_SPLICE", "auto") not in ("auto", "os", "ctypes", "off"):
+    raise ImproperlyConfigured(f"STREAMING_SPLICE must be auto, os, ctypes or off, got {env('STREAMING_SPLICE')!r}")
 
 # --- render jobs (MoviePy on django-rq): meaning in README "Video renders" ---
 # The rq queues live in the same Redis as the cache. Jobs are enqueued by
@@ -255,7 +208,6 @@ CAMERAS_STALL_TIMEOUT = env_float("CAMERAS_STALL_TIMEOUT", 10.0)
 CAMERAS_SEND_TIMEOUT = env_int("CAMERAS_SEND_TIMEOUT", 30)
 CAMERAS_RESTART_BACKOFF = env_float("CAMERAS_RESTART_BACKOFF", 1.0)
 CAMERAS_RESTART_BACKOFF_MAX = env_float("CAMERAS_RESTART_BACKOFF_MAX", 30.0)
-STREAMING_FFMPEG = env("STREAMING_FFMPEG") or env("TRANSFORMS_FFMPEG") or "ffmpeg"
 
 LOGGING = {
     "version": 1,

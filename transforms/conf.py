@@ -1,8 +1,8 @@
-"""Defaults for every TRANSFORMS_* setting, read through one lookup proxy.
+"""Defaults for every TRANSFORMS_* setting: the one table, read through ``streaming.conf.AppSettings``.
 
 ``mediasite/settings.py`` sets a TRANSFORMS_* name only when its environment
-variable is present; everything else falls back to the defaults below. Code reads
-``conf.NAME`` when it runs (never at import), so ``override_settings`` works.
+variable is present (cast to the type of its default here); everything else falls
+back to this table. Code reads ``conf.NAME`` when it runs, never at import.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django.conf import settings
+from streaming.conf import AppSettings
 
 DEFAULTS: dict[str, Any] = {
-    # Where finished results are kept (settings.TRANSFORMS_CACHE_DIR; see transforms/cache.py).
+    # Where finished results are kept (see transforms/cache.py); mediasite/settings.py
+    # defaults it to var/cache under the project.
     "CACHE_DIR": None,
     # Keep results in the cache at all.
     "CACHE": True,
@@ -75,13 +76,8 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class TransformsSettings:
+class TransformsSettings(AppSettings):
     """``conf.MAX_PIXELS`` -> settings.TRANSFORMS_MAX_PIXELS, else the default above."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"unknown transforms setting {name!r}")
-        return getattr(settings, f"TRANSFORMS_{name}", DEFAULTS[name])
 
     @property
     def concurrency(self) -> int:
@@ -89,4 +85,4 @@ class TransformsSettings:
         return configured if configured > 0 else 2 * (os.cpu_count() or 1)
 
 
-conf = TransformsSettings()
+conf = TransformsSettings("TRANSFORMS_", DEFAULTS)

@@ -1,41 +1,46 @@
 """The errors a transform request can end in, each with its HTTP status.
 
-Engines, parsers and probes raise these; ``transforms.views`` is the one place
-that turns them into responses (a JSON body naming the problem).
+Parsers, planning, probes and engines raise these; ``streaming.errors.error_response``
+is the one place that turns them (like every ``HttpError``) into a JSON response.
 """
 
 from __future__ import annotations
 
+from streaming.errors import Busy, HttpError
 
-class TransformError(Exception):
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, **details: object) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-    def as_json(self) -> dict:
-        return {"error": self.code, "message": self.message, **self.details}
-
-    def headers(self) -> dict[str, str]:
-        """Response headers this error calls for besides the body (Retry-After, WWW-Authenticate)."""
-        return {}
+__all__ = [
+    "BadSignature", "Busy", "CorruptSource", "EngineFailed", "EngineUnavailable", "InvalidSpec",
+    "NotApplicable", "SourceNotFound", "SourceTooLarge", "TookTooLong", "TransformError", "UnsupportedSource",
+]
 
 
-class InvalidSpec(TransformError, ValueError):
-    """A query parameter is unknown, repeated or out of range."""
+class TransformError(HttpError):
+    """Any refusal of a media request."""
+
+
+class ParameterError(TransformError):
+    """A refusal that names the query parameter at fault: ``{"parameter": ..., "accepted": ...}``."""
+
+    def __init__(self, parameter: str, message: str, accepted: str = "", **details: object) -> None:
+        if accepted:
+            details["accepted"] = accepted
+        super().__init__(f"{parameter}: {message}", parameter=parameter, **details)
+        self.parameter = parameter
+
+
+class InvalidSpec(ParameterError, ValueError):
+    """A query parameter is unknown, repeated or out of range, whatever the source."""
 
     status = 400
     code = "invalid_parameter"
 
-    def __init__(self, parameter: str, message: str, accepted: str = "") -> None:
-        details: dict[str, object] = {"parameter": parameter}
-        if accepted:
-            details["accepted"] = accepted
-        super().__init__(f"{parameter}: {message}", **details)
-        self.parameter = parameter
+
+class NotApplicable(ParameterError):
+    """A valid parameter this source cannot honour: a frame of an audio file, ``format=png`` of a
+    video without ``frame``, a frame past the end."""
+
+    status = 422
+    code = "not_applicable"
 
 
 class BadSignature(TransformError):
@@ -63,23 +68,15 @@ class CorruptSource(TransformError):
     code = "unprocessable_source"
 
 
-class Unavailable(TransformError):
+class EngineFailed(CorruptSource):
+    """A tool refused the source at once (it exited before its first byte): damaged or not what it says."""
+
+
+class EngineUnavailable(TransformError):
     """The engine asked for is not installed or not usable here."""
 
     status = 422
     code = "engine_unavailable"
-
-
-class NotApplicable(TransformError):
-    """A valid parameter this source cannot honour: a frame of an audio file, ``format=png`` of a
-    video without ``frame``, a frame past the end."""
-
-    status = 422
-    code = "not_applicable"
-
-    def __init__(self, parameter: str, message: str, **details: object) -> None:
-        super().__init__(f"{parameter}: {message}", parameter=parameter, **details)
-        self.parameter = parameter
 
 
 class TookTooLong(TransformError):
@@ -87,17 +84,3 @@ class TookTooLong(TransformError):
 
     status = 504
     code = "deadline_exceeded"
-
-
-class Busy(TransformError):
-    """Every work slot of this worker stayed taken for the whole wait."""
-
-    status = 503
-    code = "busy"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("the server is busy; try again shortly")
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}

@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .conf import conf
-from .errors import CorruptSource, SourceTooLarge, Unavailable, UnsupportedSource
+from .errors import CorruptSource, EngineUnavailable, SourceTooLarge, UnsupportedSource
 from .sources import Source
 
 
@@ -91,7 +91,7 @@ def probe_version(
             probe_command(source), capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False
         )
     except FileNotFoundError:
-        raise Unavailable("ffprobe is not installed here", tool=ffprobe) from None
+        raise EngineUnavailable("ffprobe is not installed here", tool=ffprobe) from None
     except subprocess.TimeoutExpired:
         raise CorruptSource(f"ffprobe could not read the header in {timeout:g} s", path=name) from None
     stderr = result.stderr.decode("utf-8", "replace").replace(path, name).strip()

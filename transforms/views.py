@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import render
 from django.utils.http import http_date, parse_etags, parse_http_date_safe
@@ -30,6 +29,7 @@ from django.views.decorators.http import require_safe
 from django.views.static import was_modified_since
 from PIL import Image
 
+from streaming.conf import conf as streaming_conf
 from streaming.fill import TeedPipeline
 from streaming.limits import Saturated, WorkSlots
 from streaming.pipeline import DeadlineExceeded, Pipeline, PipelineError
@@ -211,7 +211,7 @@ def respond_with(
         return fresh_response(produce(), headers)
     try:
         claimed = cache.claim(key, float(conf.CACHE_WAIT) if wait is None else wait,
-                              stall=float(settings.STREAMING_STALL_TIMEOUT))
+                              stall=float(streaming_conf.STALL_TIMEOUT))
     except OSError as exc:  # an unwritable or full cache folder must not fail the request
         logger.warning("result cache unusable, serving uncached: %s", exc)
         return fresh_response(produce(), headers)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from ..conf import conf as streaming_conf
 from .registry import parse
 from .sources import SourceError, contained_path
 
@@ -27,9 +28,9 @@ def check_cameras(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         return [checks.Error(str(exc), hint="see the Cameras section of the README", id="cameras.E001")]
     messages: list[checks.CheckMessage] = []
     needs_ffmpeg = [camera.name for camera in cameras.values() if camera.kind != "emulated"]
-    if needs_ffmpeg and shutil.which(settings.STREAMING_FFMPEG) is None:
+    if needs_ffmpeg and shutil.which(streaming_conf.FFMPEG) is None:
         messages.append(checks.Warning(
-            f"ffmpeg ({settings.STREAMING_FFMPEG!r}) is not found; cameras {', '.join(needs_ffmpeg)} cannot start",
+            f"ffmpeg ({streaming_conf.FFMPEG!r}) is not found; cameras {', '.join(needs_ffmpeg)} cannot start",
             hint="install ffmpeg or set STREAMING_FFMPEG", id="cameras.W001",
         ))
     for camera in cameras.values():

@@ -8,7 +8,7 @@ kind is ffmpeg writing MJPEG to its stdout through ``streaming.pipeline.Pipeline
 JPEG markers and passed on without re-encoding.
 
 The argv builders are pure functions of their arguments so they can be tested as
-a table; the ffmpeg path comes from ``settings.STREAMING_FFMPEG`` at call time.
+a table; the ffmpeg path comes from ``streaming_conf.FFMPEG`` at call time.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, ImageDraw, ImageFont
 
+from ..conf import conf as streaming_conf
 from ..pipeline import Pipeline, PipelineError
 from .jpeg_splitter import JpegSplitter
 
@@ -184,7 +185,7 @@ class FfmpegSource(Source):
     options: dict
 
     def argv(self) -> list[str]:
-        ffmpeg = settings.STREAMING_FFMPEG
+        ffmpeg = streaming_conf.FFMPEG
         if self.kind == "v4l2":
             return v4l2_argv(ffmpeg, self.target, **self.options)
         if self.kind == "url":

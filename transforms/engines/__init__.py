@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import InvalidSpec, Unavailable
+from ..errors import EngineUnavailable, InvalidSpec
 from .base import Engine, ImageJob
 from .cjpeg import CjpegEngine
 from .convert import ConvertEngine
@@ -15,13 +15,13 @@ ENGINES: dict[str, Engine] = {
 
 
 def get_engine(name: str) -> Engine:
-    """The engine called ``name``, or Unavailable saying why it cannot run here."""
+    """The engine called ``name``, or EngineUnavailable saying why it cannot run here."""
     engine = ENGINES.get(name)
     if engine is None:
         raise InvalidSpec("engine", f"{name!r} is not an engine of this server", ", ".join(ENGINES))
     problem = engine.check()
     if problem:
-        raise Unavailable(f"engine {name!r} cannot run here: {problem}", engine=name)
+        raise EngineUnavailable(f"engine {name!r} cannot run here: {problem}", engine=name)
     return engine
 
 
