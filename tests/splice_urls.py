@@ -3,7 +3,7 @@
 They exist so the splice worker can be tested before any subprocess engine is on
 main: ``cat`` of a media file (integrity, optionally with Content-Length), a tool
 that stalls, a tool that fails mid-stream, and ``head -c N /dev/zero``; and a
-tool behind the result cache (``respond_with``) that counts its invocations.
+tool behind the result cache (``delivery.produce``) that counts its invocations.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from django.urls import path
 from mediasite.urls import urlpatterns as site_patterns
 from streaming.pipeline import Pipeline
 from streaming.responses import PipeResponse
-from transforms.cache import cache_key
-from transforms.views import Rendered, respond_with
+from transforms.cache import cache_key, result_cache
+from transforms.delivery import produce, respond
+from transforms.engines.base import CommandEngine
+from transforms.planning import Task
 
 STALL = "import sys, time; sys.stdout.buffer.write(b'x' * 1000); sys.stdout.flush(); time.sleep(60)"
 FAIL = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read()); sys.stdout.flush(); sys.exit(3)"
@@ -45,16 +47,29 @@ def fail(request: HttpRequest, name: str) -> HttpResponse:
     return PipeResponse(pipeline, "application/octet-stream")
 
 
+class CountingTool(CommandEngine):
+    """An engine whose one tool is ``<MEDIA_ROOT>/../tool NAME`` (written by the test, it counts its runs)."""
+
+    name = "counting-tool"
+
+    def commands(self, job) -> list[list[str]]:
+        return [[str(settings.MEDIA_ROOT.parent / "tool"), job.name]]
+
+    def render(self, job, *, deadline, on_close):
+        return Pipeline(self.commands(job), deadline=deadline, on_close=on_close)
+
+
+class ToolJob:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = self
+
+
 def cached(request: HttpRequest, name: str) -> HttpResponse:
-    """``respond_with`` over a counting tool: ``<MEDIA_ROOT>/../tool NAME`` (written by the test)."""
-    tool = str(settings.MEDIA_ROOT.parent / "tool")
-
-    def produce() -> Rendered:
-        pipeline = Pipeline([[tool, name]], deadline=60)
-        pipeline.wait_for_output()
-        return Rendered("application/x-test", pipeline)
-
-    return respond_with(request, cache_key("test", name, request.GET.get("v", "")), {"ETag": '"t"'}, produce)
+    """The result cache's produce over the counting tool, answered as the media views answer."""
+    task = Task(CountingTool(), ToolJob(name), "application/x-test", 1, 60.0)
+    key = cache_key("test", name, request.GET.get("v", ""))
+    return respond(request, produce(result_cache(), key, task, 60.0), {"ETag": '"t"'}, etag='"t"')
 
 
 urlpatterns = [

@@ -135,12 +135,12 @@ def test_cjpeg_picks_the_largest_reduction_that_keeps_enough_pixels(query, size,
 
 def test_cjpeg_refuses_what_it_cannot_do():
     engine = CjpegEngine()
-    assert "does not read png" in engine.refusal(ImageInfo("png", 10, 10, 1, "RGB", 1), "jpeg")
-    assert "does not write webp" in engine.refusal(ImageInfo("jpeg", 10, 10, 1, "RGB", 1), "webp")
-    assert "CMYK" in engine.refusal(ImageInfo("jpeg", 10, 10, 1, "CMYK", 1), "jpeg")
-    assert engine.refusal(ImageInfo("jpeg", 10, 10, 1, "L", 1), "jpeg") is None
-    with pytest.raises(ValueError, match="bg"):
-        engine.commands(make_job("size=300x300&fit=pad&bg=00ff00", (1920, 1080)))
+    assert "does not read png" in engine.refusal(make_job("size=5x5", (10, 10), fmt="png", output="jpeg")).message
+    assert "does not write webp" in engine.refusal(make_job("size=5x5", (10, 10), output="webp")).message
+    assert "CMYK" in engine.refusal(make_job("size=5x5", (10, 10), mode="CMYK")).message
+    assert engine.refusal(make_job("size=5x5", (10, 10), mode="L")) is None
+    refused = engine.refusal(make_job("size=300x300&fit=pad&bg=00ff00", (1920, 1080)))
+    assert refused.parameter == "bg" and "white or black" in refused.message
 
 
 def test_engines_are_registered_and_available():

@@ -173,7 +173,7 @@ def test_etag_304_before_any_decoding(client, photos, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("decoded for a conditional request")
 
-    monkeypatch.setattr("transforms.views.describe", refuse)
+    monkeypatch.setattr("transforms.planning.describe", refuse)
     monkeypatch.setattr("PIL.ImageFile.ImageFile.load", refuse)
     not_modified = client.get("/hd.jpg?size=300x200", HTTP_IF_NONE_MATCH=etag)
     assert not_modified.status_code == 304
@@ -340,7 +340,7 @@ def test_saturated_worker_answers_503_with_retry_after(client, photos, monkeypat
     settings.TRANSFORMS_SLOT_WAIT = 0
     slots = WorkSlots(1)
     held = slots.acquire()
-    monkeypatch.setattr("transforms.views.work_slots", lambda: slots)
+    monkeypatch.setattr("transforms.work.work_slots", lambda: slots)
     response = client.get("/hd.jpg?size=10x10")
     assert response.status_code == 503
     assert response["Retry-After"] == "1"

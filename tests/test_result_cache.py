@@ -126,7 +126,7 @@ def test_pillow_results_are_cached_and_served_from_the_cache(client, photos, set
     made = read(first)
     entries = list(result_cache().entries())
     assert len(entries) == 1
-    monkeypatch.setattr("transforms.views.render_image", lambda *a: pytest.fail("rendered again"))
+    monkeypatch.setattr("transforms.delivery.start", lambda *a: pytest.fail("rendered again"))
     hit = client.get("/hd.jpg?size=200x100&format=webp")
     assert hit["Content-Type"] == "image/webp"
     assert read(hit) == made
@@ -372,14 +372,15 @@ def test_an_unusable_cache_folder_does_not_fail_requests(client, photos, setting
 
 
 def test_a_request_that_waited_too_long_renders_for_itself(client, photos, settings):
-    from transforms.engines import get_engine
-    from transforms.sources import resolve
+    from transforms.planning import order_for
+    from transforms.sources import opened_image, resolve
     from transforms.spec import parse_query
-    from transforms.views import transform_ingredients
 
     settings.TRANSFORMS_CACHE_WAIT = 0.2
     spec = parse_query({"size": ["32x32"]})
-    key = cache_key(*transform_ingredients(resolve("hd.jpg"), spec, get_engine("pillow").version(), None))
+    source = resolve("hd.jpg")
+    with opened_image(source) as image:
+        key = order_for(source, spec, image).key
     held = result_cache().claim(key, 0)
     assert isinstance(held, RenderLock)  # as if another worker were rendering it for a long time
     response = client.get("/hd.jpg?size=32x32")

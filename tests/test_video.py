@@ -315,7 +315,7 @@ def test_a_transcode_takes_heavier_work_slots(client, clips, monkeypatch, settin
 
     settings.TRANSFORMS_SLOT_WAIT = 0
     slots = WorkSlots(3)
-    monkeypatch.setattr("transforms.views.work_slots", lambda: slots)
+    monkeypatch.setattr("transforms.work.work_slots", lambda: slots)
     streaming = client.get("/clip.mp4?size=64x36")  # started, not read: holds its slots
     assert streaming.status_code == 200
     assert slots.used == 2

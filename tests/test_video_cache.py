@@ -44,7 +44,7 @@ def test_a_cached_frame_grab_needs_no_ffmpeg(client, clip, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("ffmpeg started for a cached frame")
 
-    monkeypatch.setattr("transforms.views.render_media", refuse)
+    monkeypatch.setattr("transforms.delivery.start", refuse)
     again = client.get("/clip.mp4?frame=1&size=80x")
     assert again.status_code == 200 and body(again) == data
 

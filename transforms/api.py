@@ -29,13 +29,13 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from streaming.errors import error_response
 from streaming.sse import EventStream, EventStreamResponse, last_event_id
 
 from . import jobs
 from .errors import TransformError
 from .models import STATE_CODES, RenderJob, RenderStatus
 from .recipes import validate_recipe
-from .views import error_response
 
 # EventSource reconnects after this many milliseconds when a stream drops.
 SSE_RETRY_MS = 2000

@@ -172,7 +172,7 @@ class ResultCache:
         path = self.path_for(key)
         try:
             file = open(path, "rb", buffering=0)  # the response owns and closes it
-        except FileNotFoundError:
+        except OSError:  # no entry, or an unusable folder (the claim that follows says which)
             return None
         try:
             content_type, offset = read_header(file.fileno())

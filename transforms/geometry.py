@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .conf import conf
 from .errors import InvalidSpec
 from .spec import TransformSpec
 
@@ -30,19 +31,40 @@ class Plan:
     def is_identity(self) -> bool:
         return self.crop is None and self.canvas is None and self.resize == self.source
 
+    def crop_in(self, width: float, height: float) -> Box:
+        """The crop box (the whole picture without one) on a ``width`` x ``height`` grid of the same picture.
+
+        Engines decode at a reduced size (JPEG draft, ``djpeg -scale``) or resize before
+        they crop (ImageMagick), so each needs the box in its own grid: this is the one
+        place it is scaled.
+        """
+        left, top, right, bottom = self.crop or (0, 0, self.source[0], self.source[1])
+        x, y = width / self.source[0], height / self.source[1]
+        return (left * x, top * y, right * x, bottom * y)
+
+    @property
+    def kept(self) -> tuple[float, float]:
+        """Width and height of the part of the source that is kept (the crop box, or all of it)."""
+        if self.crop is None:
+            return self.source
+        return (self.crop[2] - self.crop[0], self.crop[3] - self.crop[1])
+
     @property
     def scale(self) -> float:
         """Output pixels per source pixel along x (used to pick a decode reduction)."""
-        kept_width = (self.crop[2] - self.crop[0]) if self.crop else self.source[0]
-        return self.resize[0] / kept_width
+        return self.resize[0] / self.kept[0]
 
 
 def _at_least_one(value: float) -> int:
     return max(1, round(value))
 
 
-def plan_for(source: tuple[int, int], spec: TransformSpec, max_dimension: int) -> Plan:
-    """Compute the plan for ``spec`` on a source of ``source`` (width, height) pixels."""
+def plan_for(source: tuple[int, int], spec: TransformSpec, max_dimension: int | None = None) -> Plan:
+    """Compute the plan for ``spec`` on a source of ``source`` (width, height) pixels.
+
+    The result may be at most ``max_dimension`` (default TRANSFORMS_MAX_DIMENSION) on a side.
+    """
+    max_dimension = conf.MAX_DIMENSION if max_dimension is None else max_dimension
     src_w, src_h = source
     box_w, box_h = spec.width, spec.height
 

@@ -13,6 +13,8 @@ import os
 import stat
 import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +149,17 @@ def open_image(source: Source) -> Image.Image | None:
     return image
 
 
+@contextmanager
+def opened_image(source: Source) -> Iterator[Image.Image | None]:
+    """``open_image`` for the length of a ``with`` block, closed at its end."""
+    image = open_image(source)
+    try:
+        yield image
+    finally:
+        if image is not None:
+            image.close()
+
+
 def require_image(source: Source) -> Image.Image:
     """``open_image`` for callers that only take images: anything else is refused."""
     if source.size == 0:
@@ -165,19 +178,19 @@ def probe_image(source: Source) -> ImageInfo:
 
 def describe(source: Source, image: Image.Image) -> ImageInfo:
     """What an opened image is, after checking the byte and pixel limits: header facts only, no decoding."""
-    if source.size > int(conf.MAX_SOURCE_BYTES):
+    if source.size > conf.MAX_SOURCE_BYTES:
         raise SourceTooLarge(
-            "the source file is larger than the limit", path=source.name, limit_bytes=int(conf.MAX_SOURCE_BYTES)
+            "the source file is larger than the limit", path=source.name, limit_bytes=conf.MAX_SOURCE_BYTES
         )
     fmt = PILLOW_FORMATS[image.format]
     width, height = image.size
     if width < 1 or height < 1:
         raise CorruptSource("the image has no pixels", path=source.name)
-    if width * height > int(conf.MAX_PIXELS):
+    if width * height > conf.MAX_PIXELS:
         raise SourceTooLarge(
             f"the image is {width}x{height}, more pixels than the limit",
             path=source.name,
-            limit_pixels=int(conf.MAX_PIXELS),
+            limit_pixels=conf.MAX_PIXELS,
         )
     orientation = exif_orientation(image)
     if orientation in TRANSPOSING_ORIENTATIONS:

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 
 from .conf import conf
 from .errors import InvalidSpec
+from .formats import FORMAT_ALIASES, REQUESTABLE
 
 FITS = ("contain", "cover", "fill", "pad")
-IMAGE_FORMATS = ("jpeg", "png", "webp", "avif", "gif")
-# Outputs only ffmpeg makes, from video and audio sources (gif is in both lists).
-MEDIA_FORMATS = ("mp4", "webm", "mp3", "m4a")
-FORMAT_ALIASES = {"jpg": "jpeg"}
 ENGINES = ("pillow", "convert", "cjpeg", "ffmpeg")
 SIGNATURE_PARAMETER = "sig"
 
@@ -67,7 +64,7 @@ class TransformSpec:
 
     @property
     def effective_quality(self) -> int:
-        return self.quality if self.quality is not None else int(conf.DEFAULT_QUALITY)
+        return self.quality if self.quality is not None else conf.DEFAULT_QUALITY
 
 
 def _render(value: object) -> str:
@@ -84,7 +81,7 @@ SIZE_RE = re.compile(r"^(\d*)x(\d*)$")
 
 
 def parse_size(raw: str) -> dict:
-    max_dim = int(conf.MAX_DIMENSION)
+    max_dim = conf.MAX_DIMENSION
     accepted = f"WxH, Wx or xH with each side 1..{max_dim}"
     match = SIZE_RE.match(raw)
     if not match or not (match.group(1) or match.group(2)):
@@ -167,7 +164,7 @@ def positive_seconds(name: str) -> Callable[[str], dict]:
 PARAMETERS: dict[str, Callable[[str], dict]] = {
     "size": parse_size,
     "fit": choice("fit", FITS),
-    "format": choice("format", IMAGE_FORMATS + MEDIA_FORMATS + ("auto",), FORMAT_ALIASES),
+    "format": choice("format", REQUESTABLE, FORMAT_ALIASES),
     "quality": integer("quality", 1, 100),
     "engine": choice("engine", ENGINES),
     "upscale": flag("upscale"),

@@ -10,8 +10,9 @@ parameter and says why, with a 4xx status.
 from __future__ import annotations
 
 from .conf import conf
-from .engines.ffmpeg import AUDIO_FORMATS, FRAME_FORMATS, MediaJob
+from .engines.ffmpeg import MediaJob
 from .errors import InvalidSpec, NotApplicable
+from .formats import AUDIO_FORMATS, FRAME_FORMATS
 from .geometry import even, plan_for
 from .probe import MediaInfo
 from .sources import Source
@@ -38,9 +39,13 @@ def check_media_spec(spec: TransformSpec) -> None:
     if spec.format in AUDIO_FORMATS:
         if not spec.audio:
             raise InvalidSpec("audio", f"audio=0 leaves nothing for {spec.format}")
-        for name, given in (("size", spec.has_size), ("fps", spec.fps is not None)):
-            if given:
-                raise InvalidSpec(name, f"{spec.format} is audio only: it has no picture to apply {name} to")
+        for name in picture_parameters(spec):
+            raise InvalidSpec(name, f"{spec.format} is audio only: it has no picture to apply {name} to")
+
+
+def picture_parameters(spec: TransformSpec) -> list[str]:
+    """The parameters given that need a picture: refused for audio outputs and audio-only sources."""
+    return [name for name, given in (("size", spec.has_size), ("fps", spec.fps is not None)) if given]
 
 
 def output_format(spec: TransformSpec, info: MediaInfo, source: Source, negotiated: str | None) -> str:
@@ -69,17 +74,15 @@ def media_job(source: Source, info: MediaInfo, spec: TransformSpec, negotiated: 
             raise NotApplicable("frame", "the file is audio only: it has no frame to grab")
         if fmt not in AUDIO_FORMATS:
             raise NotApplicable("format", f"the file is audio only: it cannot become {fmt}", accepted="mp3, m4a")
-        if spec.fps is not None:
-            raise NotApplicable("fps", "the file is audio only: it has no frames")
-        if spec.has_size:
-            raise NotApplicable("size", "the file is audio only: it has no picture to resize")
+        for name in picture_parameters(spec):
+            raise NotApplicable(name, f"the file is audio only: it has no picture to apply {name} to")
     if fmt in AUDIO_FORMATS and not info.has_audio:
         raise NotApplicable("format", f"the file has no audio stream to make {fmt} from")
 
     if spec.frame is not None:
         if info.duration is not None and spec.frame >= info.duration:
             raise NotApplicable("frame", f"{spec.frame:g} s is past the end{length}", duration=info.duration)
-        plan = plan_for((info.width, info.height), spec, int(conf.MAX_DIMENSION))
+        plan = plan_for((info.width, info.height), spec)
         return MediaJob(source, info, fmt, plan, spec.effective_quality, spec.bg, frame=spec.frame)
 
     start = spec.start or 0.0
@@ -97,7 +100,7 @@ def media_job(source: Source, info: MediaInfo, spec: TransformSpec, negotiated: 
         )
     plan = None
     if fmt not in AUDIO_FORMATS:
-        plan = plan_for((info.width, info.height), spec, int(conf.MAX_DIMENSION))
+        plan = plan_for((info.width, info.height), spec)
         if fmt != "gif":
             plan = even(plan)
     return MediaJob(

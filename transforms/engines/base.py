@@ -22,6 +22,7 @@ from PIL import Image
 
 from streaming.pipeline import Pipeline
 
+from ..errors import InvalidSpec
 from ..geometry import Plan
 from ..sources import ImageInfo, Source
 
@@ -50,21 +51,40 @@ class Engine(ABC):
     # Work slots one job of this engine takes (see streaming.limits).
     weight: int = 1
 
+    def weight_of(self, job: object) -> int:
+        """Work slots ``job`` takes: ``weight`` unless the engine's jobs differ in cost."""
+        return self.weight
+
     @abstractmethod
     def check(self) -> str | None:
         """None when the engine can run here; otherwise why not (shown by system checks)."""
 
+    def tools(self) -> list[str]:
+        """Paths (or names on PATH) of the binaries this engine runs."""
+        return []
+
     @abstractmethod
     def version(self) -> str:
-        """Changes whenever the same job could produce different bytes (goes into ETags)."""
+        """Changes whenever the same job could produce different bytes (goes into ETags).
 
-    def refusal(self, info: ImageInfo, output_format: str) -> str | None:
-        """Why this engine cannot make ``output_format`` from this source, or None."""
-        if info.format not in self.input_formats:
-            return f"it does not read {info.format}"
-        if output_format not in self.output_formats:
-            return f"it does not write {output_format}"
+        May start the engine's tools: ask ``transforms.engines.engine_status``, which keeps
+        the answer per process, rather than calling this in a request.
+        """
+
+    def refusal(self, job: ImageJob) -> InvalidSpec | None:
+        """Why this engine cannot carry out ``job``, naming the parameter at fault; None when it can.
+
+        Asked while the request is planned, so a job an engine would refuse never takes
+        a cache lock or a work slot; ``commands()`` and ``render()`` may assume it is None.
+        """
+        if job.info.format not in self.input_formats:
+            return self.refuse(f"it does not read {job.info.format}")
+        if job.format not in self.output_formats:
+            return self.refuse(f"it does not write {job.format}")
         return None
+
+    def refuse(self, reason: str) -> InvalidSpec:
+        return InvalidSpec("engine", f"{self.name} cannot make this: {reason}")
 
     @abstractmethod
     def render(self, job: ImageJob, *, deadline: float, on_close: Callable[[], None]) -> bytes | Pipeline:
@@ -84,10 +104,6 @@ class CommandEngine(Engine):
     def environment(self) -> dict[str, str] | None:
         """Extra environment for the tools, or None to inherit."""
         return None
-
-    def tools(self) -> list[str]:
-        """Paths (or names on PATH) of the binaries this engine runs."""
-        return []
 
     def check(self) -> str | None:
         for tool in self.tools():

@@ -32,7 +32,6 @@ import os
 
 from ..conf import conf
 from ..errors import InvalidSpec
-from ..sources import ImageInfo
 from .base import CommandEngine, ImageJob
 
 REVISION = 1
@@ -67,11 +66,14 @@ class CjpegEngine(CommandEngine):
     def version(self) -> str:
         return f"{super().version()}:{REVISION}"
 
-    def refusal(self, info: ImageInfo, output_format: str) -> str | None:
-        problem = super().refusal(info, output_format)
-        if problem is None and info.mode == "CMYK":
-            problem = "it does not read CMYK JPEGs (djpeg cannot convert them to RGB); use engine=pillow or convert"
-        return problem
+    def refusal(self, job: ImageJob) -> InvalidSpec | None:
+        refused = super().refusal(job)
+        if refused is None and job.info.mode == "CMYK":
+            refused = self.refuse("it does not read CMYK JPEGs (djpeg cannot convert them to RGB); "
+                                  "use engine=pillow or convert")
+        if refused is None and job.plan.canvas is not None and job.background not in PAD_COLOURS:
+            refused = InvalidSpec("bg", "the cjpeg engine pads only with white or black", "ffffff, 000000")
+        return refused
 
     def commands(self, job: ImageJob) -> list[list[str]]:
         info, plan = job.info, job.plan
@@ -90,10 +92,10 @@ class CjpegEngine(CommandEngine):
 
         kept = decoded
         if plan.crop is not None:
-            scale_x, scale_y = decoded[0] / info.width, decoded[1] / info.height
-            left, top = round(plan.crop[0] * scale_x), round(plan.crop[1] * scale_y)
-            right = min(decoded[0], max(left + 1, round(plan.crop[2] * scale_x)))
-            bottom = min(decoded[1], max(top + 1, round(plan.crop[3] * scale_y)))
+            box = plan.crop_in(*decoded)
+            left, top = round(box[0]), round(box[1])
+            right = min(decoded[0], max(left + 1, round(box[2])))
+            bottom = min(decoded[1], max(top + 1, round(box[3])))
             kept = (right - left, bottom - top)
             stages.append([
                 netpbm("pamcut"), "-left", str(left), "-top", str(top), "-width", str(kept[0]), "-height", str(kept[1]),
@@ -102,12 +104,9 @@ class CjpegEngine(CommandEngine):
             stages.append([netpbm("pamscale"), "-width", str(plan.resize[0]), "-height", str(plan.resize[1])])
 
         if plan.canvas is not None:
-            colour = PAD_COLOURS.get(job.background)
-            if colour is None:
-                raise InvalidSpec("bg", "the cjpeg engine pads only with white or black", "ffffff, 000000")
             stages.append([
-                netpbm("pnmpad"), colour, "-width", str(plan.canvas[0]), "-height", str(plan.canvas[1]),
-                "-halign", "0.5", "-valign", "0.5",
+                netpbm("pnmpad"), PAD_COLOURS[job.background],
+                "-width", str(plan.canvas[0]), "-height", str(plan.canvas[1]), "-halign", "0.5", "-valign", "0.5",
             ])
         stages.append([conf.CJPEG, "-quality", str(job.quality)])
         return stages
@@ -116,10 +115,6 @@ class CjpegEngine(CommandEngine):
 def decode_eighths(job: ImageJob) -> int:
     """M for ``djpeg -scale M/8``: the smallest that still decodes at least the plan's pixels."""
     plan = job.plan
-    if plan.crop is not None:
-        left, top, right, bottom = plan.crop
-        kept = (right - left, bottom - top)
-    else:
-        kept = plan.source
+    kept = plan.kept
     needed = max(plan.resize[0] / kept[0], plan.resize[1] / kept[1])
     return min(8, max(1, math.ceil(needed * 8 - 1e-9)))

@@ -128,10 +128,7 @@ def jpeg_size_hint(job: ImageJob) -> str:
 def axis_scales(job: ImageJob) -> tuple[float, float]:
     """Output pixels per source pixel along x and y (they differ for fit=fill)."""
     plan = job.plan
-    if plan.crop is not None:
-        left, top, right, bottom = plan.crop
-        return plan.resize[0] / (right - left), plan.resize[1] / (bottom - top)
-    return plan.resize[0] / plan.source[0], plan.resize[1] / plan.source[1]
+    return plan.resize[0] / plan.kept[0], plan.resize[1] / plan.kept[1]
 
 
 def geometry(job: ImageJob) -> list[str]:
@@ -140,10 +137,12 @@ def geometry(job: ImageJob) -> list[str]:
     args: list[str] = []
     if plan.crop is not None:
         scale_x, scale_y = axis_scales(job)
-        scaled = (max(1, round(info.width * scale_x)), max(1, round(info.height * scale_y)))
+        exact = (info.width * scale_x, info.height * scale_y)
+        scaled = (max(1, round(exact[0])), max(1, round(exact[1])))
         out_w, out_h = plan.resize
-        left = min(max(0, round(plan.crop[0] * scale_x)), scaled[0] - out_w)
-        top = min(max(0, round(plan.crop[1] * scale_y)), scaled[1] - out_h)
+        box = plan.crop_in(*exact)
+        left = min(max(0, round(box[0])), scaled[0] - out_w)
+        top = min(max(0, round(box[1])), scaled[1] - out_h)
         args += ["-thumbnail", f"{scaled[0]}x{scaled[1]}!", "-crop", f"{out_w}x{out_h}+{left}+{top}", "+repage"]
     elif plan.resize != plan.source:
         args += ["-thumbnail", f"{plan.resize[0]}x{plan.resize[1]}!"]

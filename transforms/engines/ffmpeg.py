@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from streaming.pipeline import Pipeline
 
 from ..conf import conf
+from ..formats import AUDIO_FORMATS, FRAME_FORMATS, VIDEO_FORMATS
 from ..geometry import Plan
 from ..probe import MediaInfo, input_options, input_url
 from ..sources import Source
@@ -32,9 +33,6 @@ from .base import CommandEngine
 
 REVISION = 1
 
-AUDIO_FORMATS = ("mp3", "m4a")
-VIDEO_FORMATS = ("mp4", "webm", "gif")
-FRAME_FORMATS = ("jpeg", "png", "webp")
 KEYFRAME_SECONDS = 2
 FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
 
@@ -80,9 +78,9 @@ class FfmpegEngine(CommandEngine):
     def version(self) -> str:
         return f"{super().version()}:{REVISION}"
 
-    def weight_of(self, job: MediaJob) -> int:
+    def weight_of(self, job: MediaJob) -> int:  # type: ignore[override]
         """A frame grab is as light as a thumbnail; a transcode takes ``TRANSFORMS_VIDEO_WEIGHT`` slots."""
-        return 1 if job.is_frame else int(conf.VIDEO_WEIGHT)
+        return 1 if job.is_frame else conf.VIDEO_WEIGHT
 
     def render(self, job: MediaJob, *, deadline: float, on_close: Callable[[], None]) -> Pipeline:  # type: ignore[override]
         # ffmpeg opens the file itself (-i file:...), so its stdin is /dev/null.
@@ -120,12 +118,10 @@ def picture_filters(job: MediaJob, *, even_sides: bool, scaler: str = "bicubic")
     if plan is None:
         return filters
     if plan.crop is not None:
-        x_factor = info.stored_width / info.width
-        y_factor = info.stored_height / info.height
-        left, top, right, bottom = plan.crop
-        width = max(2 if even_sides else 1, round((right - left) * x_factor))
-        height = max(2 if even_sides else 1, round((bottom - top) * y_factor))
-        filters.append(f"crop={width}:{height}:{int(left * x_factor)}:{int(top * y_factor)}")
+        left, top, right, bottom = plan.crop_in(info.stored_width, info.stored_height)
+        width = max(2 if even_sides else 1, round(right - left))
+        height = max(2 if even_sides else 1, round(bottom - top))
+        filters.append(f"crop={width}:{height}:{int(left)}:{int(top)}")
     if plan.crop is not None or plan.resize != (info.stored_width, info.stored_height):
         filters.append(f"scale={plan.resize[0]}:{plan.resize[1]}:flags={scaler}")
     filters.append("setsar=1")

@@ -20,7 +20,7 @@ import PIL
 from PIL import Image, ImageCms
 
 from ..errors import CorruptSource
-from ..formats import CONTENT_TYPES
+from ..formats import IMAGE_FORMATS
 from .base import Engine, ImageJob
 
 REVISION = 1
@@ -48,7 +48,7 @@ Image.core.set_blocks_max(max(Image.core.get_blocks_max(), BLOCKS_KEPT))
 class PillowEngine(Engine):
     name = "pillow"
     input_formats = frozenset({"jpeg", "png", "webp", "gif", "avif"})
-    output_formats = frozenset(CONTENT_TYPES)
+    output_formats = frozenset(IMAGE_FORMATS)
 
     def check(self) -> str | None:
         return None
@@ -71,7 +71,6 @@ class PillowEngine(Engine):
 def transform(image: Image.Image, job: ImageJob) -> Image.Image:
     """Decode at the smallest useful scale, orient, normalise the mode, crop+resize, pad."""
     plan = job.plan
-    oriented_width = job.info.width
     if image.format == "JPEG" and plan.scale < 1:
         wanted = (math.ceil(job.info.width * plan.scale), math.ceil(job.info.height * plan.scale))
         if job.info.orientation in (5, 6, 7, 8):
@@ -83,11 +82,8 @@ def transform(image: Image.Image, job: ImageJob) -> Image.Image:
         image = image.transpose(transpose)
     image = to_srgb(image)
 
-    factor = image.width / oriented_width
-    box = (0.0, 0.0, float(image.width), float(image.height))
-    if plan.crop is not None:
-        box = tuple(edge * factor for edge in plan.crop)
     if plan.crop is not None or image.size != plan.resize:
+        box = plan.crop_in(image.width, image.height)
         image = image.resize(plan.resize, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
 
     if plan.canvas is not None:

@@ -24,11 +24,11 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from streaming.errors import HttpError
 from transforms.cache import result_cache
 from transforms.conf import conf
 from transforms.engines import ENGINES
 from transforms.engines.base import CommandEngine
-from transforms.errors import TransformError
 from transforms.warm import media_files, parse_specs, warm_one
 
 
@@ -63,7 +63,7 @@ class Command(BaseCommand):
     def warm(self, raw_specs: str, paths: list[str], jobs: int) -> None:
         try:
             specs = parse_specs(raw_specs)
-        except TransformError as exc:
+        except HttpError as exc:
             raise CommandError(f"bad spec: {exc.message}") from None
         if not specs:
             raise CommandError("no spec given")

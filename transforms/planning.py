@@ -1,0 +1,141 @@
+"""From a request to a finished plan, in two steps, before any work starts.
+
+1. ``order_for_request``: what was asked, from the query alone (and the image header the
+   view already parsed): the spec, the signature, the engine, the negotiated format. That
+   is enough for the ETag, the cache key and a 304, so those cost no probe.
+2. ``plan``: on a cache miss, the order against the source: header limits (or ffprobe for
+   video and audio), the output format, the geometry, and every refusal the engine would
+   make. A request that will be refused is refused here, before it takes a cache lock or
+   a work slot; what comes out (a ``Task``) is carried out as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+
+from django.http import HttpRequest
+from PIL import Image
+
+from . import signing
+from .cache import cache_key
+from .conf import conf
+from .engines import Engine, ImageJob, MediaJob, engine_status, get_engine
+from .errors import InvalidSpec
+from .formats import CONTENT_TYPES, IMAGE_FORMATS, MEDIA_FORMATS, image_output_format, negotiate
+from .geometry import plan_for
+from .probe import probe_media
+from .sources import Source, describe
+from .spec import TransformSpec, parse_query
+from .video import check_media_spec, media_job
+
+
+@dataclass(frozen=True)
+class Order:
+    """What a request asks of one source, decided from the URL and headers before anything is probed."""
+
+    source: Source
+    spec: TransformSpec
+    engine: Engine
+    negotiated: str | None  # the format Accept picked for format=auto, else None
+    image: Image.Image | None  # the image's parsed header (None: a video or audio source)
+
+    @cached_property
+    def ingredients(self) -> tuple[str, ...]:
+        """Everything that decides the result's bytes: the ETag and the cache key are both made of it."""
+        version = engine_status(self.engine).version
+        return (self.source.name, self.source.version, self.spec.canonical(), version, self.negotiated or "")
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256("\n".join(self.ingredients).encode()).hexdigest()[:32] + '"'
+
+    @property
+    def key(self) -> str:
+        return cache_key(*self.ingredients)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers every answer to this order carries, 304 included."""
+        headers = {"ETag": self.etag, "Cache-Control": conf.CACHE_CONTROL}
+        if self.spec.format == "auto":
+            headers["Vary"] = "Accept"
+        return headers
+
+    @property
+    def streams(self) -> bool:
+        """A transcode: identical requests follow its output as it grows rather than wait for the end."""
+        return self.image is None and self.spec.frame is None
+
+    @property
+    def cache_wait(self) -> float:
+        """Seconds an identical request waits for this order's render before making its own.
+
+        A transcode's followers join as soon as its first bytes are in the cache file;
+        until then (ffmpeg starting) they wait TRANSCODE_CACHE_WAIT, then stream their own.
+        A thumbnail or a frame grab is quick and made whole, so they wait for it.
+        """
+        return float(conf.TRANSCODE_CACHE_WAIT if self.streams else conf.CACHE_WAIT)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A finished plan: the job an engine carries out as it is, and what running it costs."""
+
+    engine: Engine
+    job: ImageJob | MediaJob
+    content_type: str
+    weight: int
+    deadline: float
+
+
+def order_for_request(request: HttpRequest, source: Source, image: Image.Image | None) -> Order:
+    """Parse and verify the query (400, 403) and pick the engine; ``image`` is the parsed header or None."""
+    query = dict(request.GET.lists())
+    spec = parse_query(query)
+    signing.verify(source.name, query)
+    negotiated = negotiate(request.headers.get("Accept", "")) if spec.format == "auto" else None
+    return order_for(source, spec, image, negotiated)
+
+
+def order_for(source: Source, spec: TransformSpec, image: Image.Image | None, negotiated: str | None = None) -> Order:
+    """The order for ``spec`` on ``source``, refusing what no such source could make."""
+    if image is None:
+        check_media_spec(spec)
+        return Order(source, spec, get_engine("ffmpeg"), negotiated, None)
+    check_image_spec(spec)
+    return Order(source, spec, get_engine(spec.engine or conf.DEFAULT_ENGINE), negotiated, image)
+
+
+def check_image_spec(spec: TransformSpec) -> None:
+    for media_only in spec.media_parameters():
+        raise InvalidSpec(media_only, "applies to video and audio sources only")
+    if spec.format in MEDIA_FORMATS:
+        raise InvalidSpec(
+            "format", f"{spec.format} is a video or audio format and this file is an image", ", ".join(IMAGE_FORMATS)
+        )
+
+
+def plan(order: Order) -> Task:
+    """Probe the source and finish the plan; every refusal (4xx) happens here, none later."""
+    if order.image is None:
+        job = media_job(order.source, probe_media(order.source), order.spec, order.negotiated)
+        deadline = conf.DEADLINE if job.is_frame else conf.VIDEO_DEADLINE
+    else:
+        job = image_job(order)
+        deadline = conf.DEADLINE
+    return Task(order.engine, job, CONTENT_TYPES[job.format], order.engine.weight_of(job), float(deadline))
+
+
+def image_job(order: Order) -> ImageJob:
+    """Check the header against the limits, then the format, geometry and the engine's refusals."""
+    info = describe(order.source, order.image)
+    spec = order.spec
+    output_format = image_output_format(spec.format, order.negotiated, info.format)
+    geometry = plan_for((info.width, info.height), spec)
+    job = ImageJob(order.source, info, geometry, output_format, spec.effective_quality, spec.bg, opened=order.image)
+    refused = order.engine.refusal(job)
+    if refused is not None:
+        raise refused
+    return job

@@ -1,0 +1,78 @@
+"""Carry out a planned task: a work slot, the engine under a deadline, and its first byte.
+
+A worker process runs at most TRANSFORMS_CONCURRENCY slots of work at once (a transcode
+weighs more than a thumbnail); a task waits TRANSFORMS_SLOT_WAIT seconds for its slots and
+is otherwise refused with 503 (``streaming.limits.Saturated``). A tool engine's pipeline
+is only returned once its first byte is ready: a tool that fails at once is a 422, one
+still silent at its deadline a 504, never a truncated 200. The slot is released when the
+result is finished: at once for bytes, when the pipeline closes for a stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import NamedTuple
+
+from streaming.fill import TeedPipeline
+from streaming.limits import WorkSlots
+from streaming.pipeline import DeadlineExceeded, Pipeline, PipelineError
+
+from .conf import conf
+from .errors import EngineFailed, TookTooLong
+from .planning import Task
+
+logger = logging.getLogger(__name__)
+
+
+class Result(NamedTuple):
+    """A made result: its content type and the finished bytes or a started pipeline (maybe filling the cache)."""
+
+    content_type: str
+    body: bytes | Pipeline | TeedPipeline
+
+
+_slots: WorkSlots | None = None
+_slots_lock = threading.Lock()
+
+
+def work_slots() -> WorkSlots:
+    """This process's work slots, sized from settings on first use."""
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = WorkSlots(conf.concurrency)
+        return _slots
+
+
+def start(task: Task) -> Result:
+    """Take the task's slots, run its engine and, for a pipeline, wait for the first byte."""
+    slot = work_slots().acquire(task.weight, wait=float(conf.SLOT_WAIT))
+    try:
+        body = task.engine.render(task.job, deadline=task.deadline, on_close=slot.release)
+    except BaseException:
+        slot.release()  # idempotent: the engine may have released it already
+        raise
+    if isinstance(body, Pipeline):
+        first_output(body, task)
+    return Result(task.content_type, body)
+
+
+def first_output(pipeline: Pipeline, task: Task) -> None:
+    """Wait for the tool's first byte before committing to 200; close the pipeline if it never comes."""
+    name, source = task.engine.name, task.job.source
+    try:
+        pipeline.wait_for_output()
+    except DeadlineExceeded:
+        pipeline.close()
+        logger.info("%s took too long on %s", name, source.name)
+        raise TookTooLong(f"{name} gave no output within the time limit", path=source.name, engine=name) from None
+    except PipelineError as exc:
+        pipeline.close()
+        logger.info("%s failed on %s: %s", name, source.name, exc)
+        raise EngineFailed(
+            f"{name} could not process this file: {exc.reason}",
+            path=source.name,
+            engine=name,
+            detail=exc.stderr.replace(str(source.path), source.name).strip()[-300:],
+        ) from None
