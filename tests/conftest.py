@@ -47,6 +47,20 @@ def photos(media_root: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
+def work_slots(monkeypatch, settings):
+    """Give this process ``capacity`` work slots and no wait for one: ``slots = work_slots(1)``."""
+    from streaming.limits import WorkSlots
+
+    def install(capacity: int) -> WorkSlots:
+        settings.TRANSFORMS_SLOT_WAIT = 0
+        slots = WorkSlots(capacity)
+        monkeypatch.setattr("transforms.work.work_slots", lambda: slots)
+        return slots
+
+    return install
+
+
+@pytest.fixture
 def shared_media() -> Path:
     if not media_factory.SHARED_MEDIA.is_dir():
         pytest.skip("../shared/media is not present (it is an extra corpus)")
@@ -162,13 +176,18 @@ class Gunicorn:
         return [pid for pid in children(self.process.pid) if _cmdline(pid).find("gunicorn") >= 0]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 15)
         self.log.close()
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _cmdline(pid: int) -> str:
@@ -246,12 +265,7 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 5)
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,9 @@ from PIL import Image
 
 from streaming.pipeline import Pipeline, PipelineError
 from tests import media_factory
+from tests.answers import body, corner, json_error, near
 from tests.media_factory import decode
-from tests.test_images import BLUE, GREEN, RED, SIZES_AND_FITS, YELLOW, body, corner, get_image, json_error, near
+from tests.test_images import BLUE, GREEN, RED, SIZES_AND_FITS, YELLOW, get_image
 from transforms.engines import ENGINES, ImageJob
 from transforms.engines.cjpeg import CjpegEngine, decode_eighths
 from transforms.engines.convert import POLICY_DIR, SRGB_PROFILE, ConvertEngine
@@ -385,6 +386,15 @@ def test_engine_refusals_are_400_naming_the_parameter(client, photos, clean, nam
     assert response.status_code == 400
     error = json_error(response)
     assert error["parameter"] == parameter and words in error["message"]
+
+
+def test_a_refused_request_takes_no_work_slot(client, photos, clean, work_slots):
+    """The engine's refusals are decided while planning: with every slot taken, still a 400, not a 503."""
+    held = work_slots(1).acquire()
+    refused = client.get("/hd.jpg?size=300x300&fit=pad&bg=00ff00&engine=cjpeg")
+    assert refused.status_code == 400 and json_error(refused)["parameter"] == "bg"
+    assert client.get("/hd.jpg?size=300x300&fit=pad&engine=cjpeg").status_code == 503
+    held.release()
 
 
 def test_cmyk_refused_by_cjpeg(client, media_root, clean):

@@ -105,3 +105,34 @@ def test_deadline_under_gunicorn(gunicorn_factory, media, scratch_root):
     assert time.monotonic() - started < 10
     assert wait_until(lambda: children(worker) == [])
     assert wait_until(lambda: scratch_left(scratch_root) == []), scratch_left(scratch_root)
+
+
+LOGGING_CONVERT = """#!/bin/sh
+echo "$@" >> "{log}"
+exec /usr/bin/convert "$@"
+"""
+
+
+def test_a_fresh_worker_starts_no_tool_for_a_cache_hit_or_a_304(gunicorn_factory, media, tmp_path):
+    """Engine versions (in every ETag) are probed once when a worker loads the app, never in a request."""
+    log = tmp_path / "convert.log"
+    wrapper = tmp_path / "convert"
+    wrapper.write_text(LOGGING_CONVERT.format(log=log))
+    wrapper.chmod(0o755)
+    env = {"MEDIA_ROOT": str(media), "TRANSFORMS_CONVERT": str(wrapper)}
+    url = "/hd.jpg?size=120x80&engine=convert"
+    first = gunicorn_factory(env)
+    made = requests.get(first.url + url, timeout=30)
+    assert made.status_code == 200 and decode(made.content).size == (120, 68)
+    first.stop()
+
+    def calls() -> list[str]:
+        return log.read_text().splitlines()
+
+    fresh = gunicorn_factory(env)  # same result cache folder: the entry is there
+    assert wait_until(lambda: calls().count("-version") == 2)  # one probe per worker start, before any request
+    hit = requests.get(fresh.url + url, timeout=30)
+    assert hit.status_code == 200 and hit.content == made.content
+    again = requests.get(fresh.url + url, headers={"If-None-Match": made.headers["ETag"]}, timeout=30)
+    assert again.status_code == 304
+    assert calls().count("-version") == 2 and len(calls()) == 3  # the probes and the one render

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
@@ -10,34 +9,17 @@ import pytest
 from PIL import Image
 
 from tests import media_factory
+from tests.answers import body, corner, json_error, near, refusal
 from tests.media_factory import decode
 from transforms.signing import media_url
 
 pytestmark = pytest.mark.django_db
 
 
-def body(response) -> bytes:
-    try:
-        return b"".join(response.streaming_content) if response.streaming else response.content
-    finally:
-        response.close()
-
-
 def get_image(client, url: str, **headers) -> Image.Image:
     response = client.get(url, **headers)
     assert response.status_code == 200, response.content if not response.streaming else response.status_code
     return decode(body(response))
-
-
-def corner(image: Image.Image, where: str) -> tuple[int, int, int]:
-    w, h = image.size
-    x = w // 6 if "left" in where else w - 1 - w // 6
-    y = h // 6 if "top" in where else h - 1 - h // 6
-    return image.convert("RGB").getpixel((x, y))
-
-
-def near(colour, expected, tolerance=40) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected, strict=True))
 
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
@@ -217,11 +199,6 @@ def test_the_probe_decodes_nothing_and_the_file_is_opened_once(client, media_roo
     assert [str(opened) for opened in opens].count(str(media_root / f"probe.{fmt}")) == 1
 
 
-def json_error(response) -> dict:
-    assert response["Content-Type"] == "application/json"
-    return json.loads(response.content)
-
-
 @pytest.mark.parametrize(
     ("query", "parameter"),
     [
@@ -329,18 +306,12 @@ def test_broken_sources_give_a_clear_4xx(client, media_root, maker, status, tool
 
 def test_pixel_limit_follows_settings(client, photos, settings):
     settings.TRANSFORMS_MAX_PIXELS = 1000 * 1000
-    response = client.get("/hd.jpg?size=10x10")
-    assert response.status_code == 413
-    assert json_error(response)["limit_pixels"] == 1_000_000
+    assert refusal(client, "/hd.jpg?size=10x10", 413)["limit_pixels"] == 1_000_000
 
 
-def test_saturated_worker_answers_503_with_retry_after(client, photos, monkeypatch, settings):
-    from streaming.limits import WorkSlots
-
-    settings.TRANSFORMS_SLOT_WAIT = 0
-    slots = WorkSlots(1)
+def test_saturated_worker_answers_503_with_retry_after(client, photos, work_slots):
+    slots = work_slots(1)
     held = slots.acquire()
-    monkeypatch.setattr("transforms.work.work_slots", lambda: slots)
     response = client.get("/hd.jpg?size=10x10")
     assert response.status_code == 503
     assert response["Retry-After"] == "1"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import media_factory
+from tests import answers, media_factory
+from tests.answers import body, corner, json_error, refusal
 from tests.media_factory import decode
 from transforms.engines.ffmpeg import FfmpegEngine, MediaJob
 from transforms.geometry import Plan
@@ -66,13 +67,6 @@ def clips(clip_dir: Path, settings) -> Path:
     return clip_dir
 
 
-def body(response) -> bytes:
-    try:
-        return b"".join(response.streaming_content) if response.streaming else response.content
-    finally:
-        response.close()
-
-
 def probe(data: bytes, tmp_path: Path) -> dict:
     out = tmp_path / "out.bin"
     out.write_bytes(data)
@@ -85,11 +79,6 @@ def probe(data: bytes, tmp_path: Path) -> dict:
 
 def streams(report: dict, kind: str) -> list[dict]:
     return [s for s in report["streams"] if s["codec_type"] == kind]
-
-
-def error_of(response) -> dict:
-    assert response["Content-Type"] == "application/json"
-    return json.loads(response.content)
 
 
 # --- the argv builder, as a table --------------------------------------------
@@ -182,15 +171,9 @@ def test_fps_changes_the_frame_rate(client, clips, tmp_path):
 # --- frame grabs -------------------------------------------------------------
 
 
-def corner(image, where: str) -> tuple[int, int, int]:
-    w, h = image.size
-    x = w // 6 if "left" in where else w - 1 - w // 6
-    y = h // 6 if "top" in where else h - 1 - h // 6
-    return image.convert("RGB").getpixel((x, y))
-
-
-def near(colour, expected, tolerance=60) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected, strict=True))
+def near(colour, expected) -> bool:
+    """Video frames pass through 4:2:0 chroma: a wider tolerance than images."""
+    return answers.near(colour, expected, tolerance=60)
 
 
 @pytest.mark.parametrize(
@@ -293,29 +276,21 @@ def test_refusals_name_the_parameter(client, clips, tool_children, url, status, 
     with tool_children():
         response = client.get(url)
         assert response.status_code == status, response.content
-        assert error_of(response)["parameter"] == parameter
+        assert json_error(response)["parameter"] == parameter
 
 
 def test_limits_follow_settings(client, clips, settings):
     settings.TRANSFORMS_MAX_OUTPUT_DURATION = 2
-    refused = client.get("/clip.mp4?size=64x36")
-    assert refused.status_code == 422
-    assert error_of(refused)["parameter"] == "duration"
+    assert refusal(client, "/clip.mp4?size=64x36", 422)["parameter"] == "duration"
     assert client.get("/clip.mp4?size=64x36&duration=2").status_code == 200
     settings.TRANSFORMS_MAX_SOURCE_DURATION = 2
-    assert error_of(client.get("/clip.mp4?size=64x36&duration=1"))["limit_seconds"] == 2
+    assert json_error(client.get("/clip.mp4?size=64x36&duration=1"))["limit_seconds"] == 2
     settings.TRANSFORMS_MAX_VIDEO_PIXELS = 320 * 100
-    too_big = client.get("/silent.mp4?frame=1")
-    assert too_big.status_code == 413
-    assert error_of(too_big)["limit_pixels"] == 32000
+    assert refusal(client, "/silent.mp4?frame=1", 413)["limit_pixels"] == 32000
 
 
-def test_a_transcode_takes_heavier_work_slots(client, clips, monkeypatch, settings):
-    from streaming.limits import WorkSlots
-
-    settings.TRANSFORMS_SLOT_WAIT = 0
-    slots = WorkSlots(3)
-    monkeypatch.setattr("transforms.work.work_slots", lambda: slots)
+def test_a_transcode_takes_heavier_work_slots(client, clips, work_slots):
+    slots = work_slots(3)
     streaming = client.get("/clip.mp4?size=64x36")  # started, not read: holds its slots
     assert streaming.status_code == 200
     assert slots.used == 2
@@ -354,7 +329,7 @@ def test_bad_files_give_a_clear_4xx(client, clips, tmp_path, settings, tool_chil
         for query in ("size=64x36", "frame=1", "format=webm"):
             response = client.get(f"/{name}?{query}")
             assert response.status_code == status, (query, response.content)
-            assert error_of(response)["path"] == name
+            assert json_error(response)["path"] == name
 
 
 def test_damage_after_the_header_is_a_4xx_not_a_500(client, clips, tmp_path, settings, tool_children):
@@ -367,7 +342,7 @@ def test_damage_after_the_header_is_a_4xx_not_a_500(client, clips, tmp_path, set
     with tool_children():
         response = client.get("/zeroed.mp4?frame=1.9")
         assert response.status_code == 422
-        error = error_of(response)
+        error = json_error(response)
         assert "could not process" in error["message"]
         assert str(root) not in json.dumps(error)  # no server paths in the body
 
@@ -398,7 +373,7 @@ def test_odd_corpus_bad_files(client, odd_root, tool_children):
             for query in ("size=64x36", "frame=0.5"):
                 response = client.get(f"/{name}?{query}")
                 assert response.status_code == status, (name, query, response.content)
-                assert error_of(response)["path"] == name
+                assert json_error(response)["path"] == name
 
 
 def test_odd_corpus_iphone_mov_is_turned_upright(client, odd_root, tmp_path):

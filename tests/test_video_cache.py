@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests import media_factory
-from tests.test_video import body, probe, streams
+from tests.answers import body
+from tests.test_video import probe, streams
 
 pytestmark = pytest.mark.django_db
 
