@@ -53,8 +53,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
-
 from streaming.fill import TEMP_SUFFIX, FileFill
 from streaming.follow import GrowingFile
 
@@ -357,10 +355,10 @@ def result_cache() -> ResultCache | None:
     """This process's cache for the configured folder and bound, or None when caching is off."""
     if not conf.CACHE:
         return None
-    root = conf.CACHE_DIR or getattr(settings, "TRANSFORMS_CACHE_DIR", None)
+    root = conf.CACHE_DIR
     if not root:
         return None
-    key = (str(root), int(conf.CACHE_MAX_BYTES))
+    key = (str(root), conf.CACHE_MAX_BYTES)
     with _caches_lock:
         cache = _caches.get(key)
         if cache is None:

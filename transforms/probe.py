@@ -48,7 +48,7 @@ class MediaInfo:
 
 def input_options(protocols: str = "file") -> list[str]:
     """Options that go before ``-i`` for every ffmpeg and ffprobe run: local files, known demuxers."""
-    return ["-protocol_whitelist", protocols, "-format_whitelist", str(conf.VIDEO_DEMUXERS)]
+    return ["-protocol_whitelist", protocols, "-format_whitelist", conf.VIDEO_DEMUXERS]
 
 
 def input_url(source: Source) -> str:
@@ -58,7 +58,7 @@ def input_url(source: Source) -> str:
 
 def probe_command(source: Source) -> list[str]:
     return [
-        str(conf.FFPROBE), "-v", "error", "-hide_banner", *input_options(),
+        conf.FFPROBE, "-v", "error", "-hide_banner", *input_options(),
         "-show_format", "-show_streams", "-of", "json", input_url(source),
     ]  # fmt: skip
 
@@ -74,7 +74,7 @@ def probe_media(source: Source) -> MediaInfo:
         raise CorruptSource("the file is empty", path=source.name)
     info = probe_version(
         str(source.path), source.name, source.size, source.mtime_ns,
-        str(conf.FFPROBE), str(conf.VIDEO_DEMUXERS), float(conf.PROBE_TIMEOUT),
+        conf.FFPROBE, conf.VIDEO_DEMUXERS, float(conf.PROBE_TIMEOUT),
     )  # fmt: skip
     check_limits(source, info)
     return info
@@ -191,11 +191,11 @@ def check_limits(source: Source, info: MediaInfo) -> None:
     if info.has_video:
         if info.stored_width < 1 or info.stored_height < 1:
             raise CorruptSource("the video stream has no picture size", path=source.name)
-        if info.stored_width * info.stored_height > int(conf.MAX_VIDEO_PIXELS):
+        if info.stored_width * info.stored_height > conf.MAX_VIDEO_PIXELS:
             raise SourceTooLarge(
                 f"the video is {info.stored_width}x{info.stored_height}, more pixels than the limit",
                 path=source.name,
-                limit_pixels=int(conf.MAX_VIDEO_PIXELS),
+                limit_pixels=conf.MAX_VIDEO_PIXELS,
             )
 
 

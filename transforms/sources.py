@@ -139,7 +139,7 @@ def open_image(source: Source) -> Image.Image | None:
         return None
     except Image.DecompressionBombError:
         raise SourceTooLarge(
-            "the image declares more pixels than the limit", path=source.name, limit_pixels=int(conf.MAX_PIXELS)
+            "the image declares more pixels than the limit", path=source.name, limit_pixels=conf.MAX_PIXELS
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise CorruptSource(f"the image header is damaged: {exc}", path=source.name) from None

@@ -73,7 +73,7 @@ class FfmpegEngine(CommandEngine):
     weight = 1
 
     def tools(self) -> list[str]:
-        return [str(conf.FFMPEG), str(conf.FFPROBE)]
+        return [conf.FFMPEG, conf.FFPROBE]
 
     def version(self) -> str:
         return f"{super().version()}:{REVISION}"
@@ -87,7 +87,7 @@ class FfmpegEngine(CommandEngine):
         return Pipeline(self.commands(job), stdin_path=None, deadline=deadline, on_close=on_close)
 
     def commands(self, job: MediaJob) -> list[list[str]]:  # type: ignore[override]
-        argv = [str(conf.FFMPEG), "-nostdin", "-hide_banner", "-loglevel", "error", *input_options("file,pipe")]
+        argv = [conf.FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", *input_options("file,pipe")]
         seek = job.frame if job.is_frame else job.start
         if seek:
             argv += ["-ss", seconds(seek)]

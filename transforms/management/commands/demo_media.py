@@ -69,7 +69,7 @@ def make_demo_clip(path: Path, seconds: int = 10) -> str | None:
     """
     partial = path.with_name(f".{path.name}.partial")
     argv = [
-        str(conf.FFMPEG), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+        conf.FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=25:duration={seconds}",
         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
