@@ -66,5 +66,6 @@ control_socket_disable = True
 
 # Zero-copy delivery: the worker above is gthread (same threads, same heartbeat, so
 # long streams never hit --timeout) whose responses splice pipe bodies into the
-# socket (streaming/gunicorn_worker.py). Files keep going out with sendfile.
-sendfile = True
+# socket (streaming/gunicorn_worker.py). Files go out with sendfile(2): gunicorn's
+# default. Do not set ``sendfile`` here: gunicorn's setting exists only to turn it off
+# (``Config.sendfile`` is False whenever the setting has any value, True included).

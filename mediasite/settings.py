@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlparse
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from streaming.conf import conf as streaming_conf
@@ -54,28 +54,55 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
 
 
-def database_from_url(url: str) -> dict:
-    """Translate DATABASE_URL (sqlite:///path or postgres://...) into Django's dict."""
-    if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "var" / "db.sqlite3"}
-    parsed = urlparse(url)
-    if parsed.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": parsed.path or ":memory:"}
-    if parsed.scheme in {"postgres", "postgresql"}:
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": parsed.path.lstrip("/"),
-            "USER": parsed.username or "",
-            "PASSWORD": parsed.password or "",
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
-        }
-    raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported")
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+DEVELOPMENT_KEY = "insecure-development-key-change-me"
+
+
+def secret_key(debug: bool) -> str:
+    """DJANGO_SECRET_KEY, else the file DJANGO_SECRET_KEY_FILE names (default ``var/secret_key``,
+    which ``mediasite/bin/install`` creates with a random key); with DEBUG off, nothing else.
+
+    A key in the repository would let anyone forge signed media URLs and sessions, so with
+    DEBUG off a missing key, or the development one, stops the service from starting.
+    """
+    key = env("DJANGO_SECRET_KEY")
+    key_file = Path(env("DJANGO_SECRET_KEY_FILE", str(BASE_DIR / "var" / "secret_key")))
+    if not key and key_file.is_file():
+        key = key_file.read_text().strip()
+    if key and key != DEVELOPMENT_KEY:
+        return key
+    if debug:
+        return DEVELOPMENT_KEY
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set (nor DJANGO_SECRET_KEY_FILE, nor var/secret_key) or is the development "
+        "key: set a long random value, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(50))', "
+        "or run with DJANGO_DEBUG=1 on a laptop"
+    )
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env("DJANGO_SECRET_KEY") or "insecure-development-key-change-me"
-ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
+SECRET_KEY = secret_key(DEBUG)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# Origins that may POST (the admin, the render API with a session) when the site is not reached
+# at the Host it sees, e.g. behind a TLS proxy: "https://media.example.com".
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# Behind a proxy that ends TLS (DJANGO_HTTPS=1): trust its X-Forwarded-Proto (the proxy must set
+# it, and overwrite one from the client), and send cookies and HSTS for HTTPS only.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)
+    # The proxy (or a load balancer's plain-HTTP health check) reaches these without TLS.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -118,7 +145,14 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_from_url(env("DATABASE_URL"))}
+# DATABASE_URL, e.g. postgres://mediasite:secret@db.example/mediasite (psycopg 3); SQLite when unset.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        conn_health_checks=True,
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -22,3 +22,5 @@ class PipeResponse(FileResponse):
         super().__init__(pipeline, content_type=content_type, **kwargs)
         self.pipeline = pipeline
         self.headers.setdefault("Accept-Ranges", "none")
+        # A proxy in front (nginx) passes a stream on as it comes instead of buffering it whole.
+        self.headers["X-Accel-Buffering"] = "no"

@@ -133,9 +133,9 @@ def respond(request: HttpRequest, outcome: Outcome, headers: dict[str, str], *, 
         response = file_response(request, outcome.file, size=outcome.size, offset=outcome.offset,
                                  content_type=outcome.content_type, headers=headers, etag=etag)
         return response if source is None else allow_replay(response, source)
-    if isinstance(outcome, Following):  # the length is not known yet: chunked, no Range
+    if isinstance(outcome, Following):  # the length is not known yet: chunked, no Range, not buffered
         return FileResponse(outcome.body, content_type=outcome.content_type,
-                            headers={**headers, "Accept-Ranges": "none"})
+                            headers={**headers, "Accept-Ranges": "none", "X-Accel-Buffering": "no"})
     if isinstance(outcome.body, bytes):
         return HttpResponse(outcome.body, content_type=outcome.content_type, headers=headers)
     return PipeResponse(outcome.body, outcome.content_type, headers=headers)
