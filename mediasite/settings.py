@@ -157,7 +157,7 @@ if env("STREAMING_SPLICE", "auto") not in ("auto", "os", "ctypes", "off"):
 
 # --- render jobs (MoviePy on django-rq): meaning in README "Video renders" ---
 # The rq queues live in the same Redis as the cache. Jobs are enqueued by
-# transforms.jobs with an id chosen first, so no commit-mode deferral applies.
+# transforms.renders with an id chosen first, so no commit-mode deferral applies.
 RENDER_QUEUE = env("RENDER_QUEUE", "renders")
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},

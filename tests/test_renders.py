@@ -12,9 +12,9 @@ from rq import SimpleWorker
 
 from streaming.sse import EventStream
 from tests.render_helpers import TOKEN, ffmpeg_processes, ffprobe, make_sources, small_recipe
-from transforms import jobs
-from transforms.models import RenderJob
-from transforms.recipes import InvalidRecipe, validate_recipe
+from transforms.renders import job as jobs
+from transforms.renders.models import RenderJob
+from transforms.renders.recipes import InvalidRecipe, validate_recipe
 
 AUTH = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
 
@@ -330,7 +330,7 @@ def test_cancel_during_the_audio_pass_leaves_no_ffmpeg_and_no_temp_audio(client,
 
     from django.core.cache import cache
 
-    from transforms.progress import cancel_key, read_snapshot
+    from transforms.renders.progress import cancel_key, read_snapshot
 
     recipe = {"size": [320, 180], "fps": 12, "clips": [{"title": "long", "duration": 120}],
               "audio": {"source": "music.mp3", "loop": True}}
@@ -395,7 +395,7 @@ def test_progress_logger_weights_throttles_and_checkpoints(rq_redis):
 
     from django.core.cache import cache
 
-    from transforms.progress import RenderCanceled, RenderProgress, cancel_key, read_snapshot
+    from transforms.renders.progress import RenderCanceled, RenderProgress, cancel_key, read_snapshot
 
     now = [0.0]
     checkpoints: list[tuple[float, str]] = []

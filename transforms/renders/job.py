@@ -41,7 +41,8 @@ from rq import Callback, Queue, Retry, Worker, get_current_job
 from rq.exceptions import AbandonedJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from .errors import TransformError
+from ..errors import TransformError
+from ..sources import media_root
 from .models import RenderJob, RenderStatus
 from .progress import (
     RenderCanceled,
@@ -52,7 +53,6 @@ from .progress import (
     read_snapshot,
     write_snapshot,
 )
-from .sources import media_root
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class Heartbeat(threading.Thread):
 
 def run_render(render_id: str) -> str:
     """The rq job: render the row's recipe into MEDIA_ROOT/renders/<id>.<format>."""
-    from .render import render_recipe  # MoviePy is imported by workers only
+    from .movie import render_recipe  # MoviePy is imported by workers only
 
     close_old_connections()
     job = get_current_job()
@@ -420,5 +420,5 @@ class RenderWorker(Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from . import render  # noqa: F401
+        from . import movie  # noqa: F401
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from django.conf import settings
 
-from .errors import TransformError
-from .sources import probe_image, resolve
+from ..errors import TransformError
+from ..sources import probe_image, resolve
 
 FORMATS = ("mp4", "webm")
 TOP_KEYS = {"size", "fps", "format", "clips", "crossfade", "audio"}

@@ -1,7 +1,7 @@
 """Compose a validated recipe with MoviePy 2 and write it to a file.
 
 This module knows MoviePy and nothing of queues, HTTP or the cache: ``render_recipe``
-gets a proglog logger (``transforms.progress``) and a working directory of its own. The
+gets a proglog logger (``transforms.renders.progress``) and a working directory of its own. The
 output is written there under a temporary name and only moved into place by the caller
 once MoviePy returned, and every clip is closed in a ``with``/``finally``, so an abort
 (cancel, timeout, a bad source) leaves nothing behind but that directory, which the
@@ -20,7 +20,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image, ImageOps
 
-from .sources import resolve
+from ..sources import resolve
 
 CODECS = {
     "mp4": {"codec": "libx264", "audio_codec": "aac", "ffmpeg_params": ["-movflags", "+faststart"]},

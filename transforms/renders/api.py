@@ -31,11 +31,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from streaming.sse import EventStream, EventStreamResponse, last_event_id
 
-from . import jobs
-from .errors import TransformError
+from ..errors import TransformError
+from ..views import error_response
+from . import job as jobs
 from .models import STATE_CODES, RenderJob, RenderStatus
 from .recipes import validate_recipe
-from .views import error_response
 
 # EventSource reconnects after this many milliseconds when a stream drops.
 SSE_RETRY_MS = 2000
