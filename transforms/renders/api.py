@@ -34,6 +34,7 @@ from streaming.sse import EventStream, EventStreamResponse, last_event_id
 from ..errors import TransformError
 from ..views import error_response
 from . import job as jobs
+from .conf import conf
 from .models import STATE_CODES, RenderJob, RenderStatus
 from .recipes import validate_recipe
 
@@ -59,7 +60,7 @@ class RenderNotFound(TransformError):
 
 
 def _token_ok(request: HttpRequest) -> bool:
-    expected = str(settings.RENDER_API_TOKEN or "")
+    expected = str(conf.API_TOKEN or "")
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not expected or not header.startswith("Bearer "):
         return False
@@ -176,7 +177,7 @@ def events(request: HttpRequest, render_id: str) -> HttpResponse:
 
 def _event_stream(request: HttpRequest, render_id: uuid.UUID, resume_from: int) -> Iterator[bytes]:
     """Poll the cache (cheap) often and the row now and then; send each newer status once."""
-    stream = EventStream(heartbeat_seconds=float(settings.RENDER_SSE_HEARTBEAT))
+    stream = EventStream(heartbeat_seconds=conf.SSE_HEARTBEAT)
     yield stream.frame(retry_ms=SSE_RETRY_MS, comment="render events")
     sent = resume_from
     last_row_read = float("-inf")

@@ -43,6 +43,7 @@ from rq.job import Job
 
 from ..errors import TransformError
 from ..sources import media_root
+from .conf import conf
 from .models import RenderJob, RenderStatus
 from .progress import (
     RenderCanceled,
@@ -83,7 +84,7 @@ _connections_lock = threading.Lock()
 
 
 def queue_url() -> str:
-    config = settings.RQ_QUEUES[settings.RENDER_QUEUE]
+    config = settings.RQ_QUEUES[conf.QUEUE]
     return config.get("URL") or settings.REDIS_URL
 
 
@@ -99,7 +100,7 @@ def redis_connection() -> redis.Redis:
 
 
 def render_queue() -> Queue:
-    return Queue(settings.RENDER_QUEUE, connection=redis_connection())
+    return Queue(conf.QUEUE, connection=redis_connection())
 
 
 def renders_dir() -> Path:
@@ -174,16 +175,16 @@ def start(render: RenderJob) -> RenderJob:
     )
     if not claimed:
         raise RenderConflict("the render was started by someone else")
-    retries = int(settings.RENDER_RETRIES)
+    retries = conf.RETRIES
     try:
         render_queue().enqueue(
             run_render,
             str(render.pk),
             job_id=job_id,
-            job_timeout=int(settings.RENDER_JOB_TIMEOUT),
+            job_timeout=conf.JOB_TIMEOUT,
             result_ttl=24 * 3600,
             failure_ttl=7 * 24 * 3600,
-            retry=Retry(max=retries, interval=int(settings.RENDER_RETRY_INTERVAL)) if retries > 0 else None,
+            retry=Retry(max=retries, interval=conf.RETRY_INTERVAL) if retries > 0 else None,
             on_failure=Callback(on_render_failure),
             on_stopped=Callback(on_render_stopped),
             description=f"render {render.pk}",
@@ -207,7 +208,7 @@ class Heartbeat(threading.Thread):
     def __init__(self, render_id: object) -> None:
         super().__init__(name=f"render-heartbeat-{render_id}", daemon=True)
         self.render_id = render_id
-        self.timeout = max(1, int(settings.RENDER_HEARTBEAT_TIMEOUT))
+        self.timeout = max(1, conf.HEARTBEAT_TIMEOUT)
         self.stopped = threading.Event()
 
     def beat(self) -> None:
@@ -341,7 +342,7 @@ def refresh(render: RenderJob) -> RenderJob:
     """Settle a render whose worker or queue entry is gone; leave it alone when Redis is down."""
     if render.is_final or not render.started:
         return render
-    timeout = timedelta(seconds=int(settings.RENDER_HEARTBEAT_TIMEOUT))
+    timeout = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
     now = timezone.now()
     try:
         if render.status == RenderStatus.PROCESSING:
@@ -389,7 +390,7 @@ def cancel(render: RenderJob) -> RenderJob:
                                    status=RenderStatus.CANCELED, error="canceled while queued", finished_at=now)
             if canceled is not None:
                 return canceled
-        cache.set(cancel_key(render.pk), 1, timeout=int(settings.RENDER_JOB_TIMEOUT) + 60)
+        cache.set(cancel_key(render.pk), 1, timeout=conf.JOB_TIMEOUT + 60)
     except REDIS_ERRORS as exc:
         raise QueueUnavailable(f"the render queue (Redis) is unreachable: {exc}") from None
     return refresh(RenderJob.objects.get(pk=render.pk))

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from PIL import Image, ImageOps
 
 from ..sources import resolve
+from .conf import conf
 
 CODECS = {
     "mp4": {"codec": "libx264", "audio_codec": "aac", "ffmpeg_params": ["-movflags", "+faststart"]},
@@ -92,7 +92,7 @@ def _title(spec: dict, size: tuple[int, int]) -> Any:
 
     width, height = size
     text = TextClip(
-        font=str(settings.RENDER_FONT),
+        font=str(conf.FONT),
         text=spec["title"],
         font_size=spec["font_size"],
         color=spec["color"],
@@ -176,9 +176,9 @@ def render_recipe(recipe: dict, output: Path, workdir: Path, logger: Any, on_pla
                 audio_fps=AUDIO_FPS,
                 audio_codec=codecs["audio_codec"],
                 temp_audiofile_path=str(workdir),
-                preset=str(settings.RENDER_X264_PRESET),
+                preset=str(conf.X264_PRESET),
                 ffmpeg_params=list(codecs["ffmpeg_params"]),
-                threads=settings.RENDER_THREADS or None,
+                threads=conf.THREADS or None,
                 logger=logger,
             )
             return render_plan

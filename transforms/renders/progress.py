@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from proglog import ProgressBarLogger
+
+from .conf import conf
 
 # Share of the overall percent given to the audio pass when the render has audio.
 AUDIO_WEIGHT = 0.1
@@ -71,7 +72,7 @@ class RenderProgress(ProgressBarLogger):
         super().__init__(logged_bars=None)
         self.render_id = render_id
         self.on_checkpoint = on_checkpoint
-        self.interval = float(settings.RENDER_PROGRESS_INTERVAL if interval is None else interval)
+        self.interval = float(conf.PROGRESS_INTERVAL if interval is None else interval)
         self.clock = clock
         self.started = clock()
         self.has_audio = False
