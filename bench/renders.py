@@ -7,7 +7,7 @@
    reads) vs off (MoviePy's silent logger). Runs alternate on/off; medians are printed, and
    the time spent inside the logger itself is measured directly, since on a shared machine
    the run-to-run noise of an 8 s render is larger than the overhead.
-2. Time from ``jobs.start()`` (row + enqueue) to the first progress snapshot in the cache,
+2. Time from ``lifecycle.start()`` (row + enqueue) to the first progress snapshot in the cache,
    with a real ``manage.py rqworker`` (RenderWorker: MoviePy imported before the fork) idle
    on the queue. Target: < 1 s.
 
@@ -104,7 +104,7 @@ def render_once(recipe: dict, workdir: Path, progress: bool) -> tuple[float, int
 def time_to_first_progress(starts: int, env: dict[str, str], logs: Path) -> list[float]:
     from django.core.cache import cache
 
-    from transforms.renders import job as jobs
+    from transforms.renders import lifecycle
     from transforms.renders.models import RenderJob
     from transforms.renders.progress import read_snapshot
 
@@ -119,7 +119,7 @@ def time_to_first_progress(starts: int, env: dict[str, str], logs: Path) -> list
         for index in range(starts + 1):
             render = RenderJob.objects.create(recipe=recipe)
             begun = time.perf_counter()
-            jobs.start(render)
+            lifecycle.start(render)
             while True:
                 snapshot = read_snapshot(render.pk)
                 if snapshot and snapshot.get("status") != "queued":

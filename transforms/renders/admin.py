@@ -20,9 +20,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString
 
-from . import job as jobs
+from . import lifecycle
+from .errors import InvalidRecipe, QueueUnavailable, RenderConflict
 from .models import RenderJob, RenderStatus
-from .recipes import InvalidRecipe, validate_recipe
+from .recipes import validate_recipe
+from .redis_queue import redis_reachable
 
 EXAMPLE_RECIPE = {
     "size": [1280, 720],
@@ -96,8 +98,8 @@ class RenderJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress_bar(self, obj: RenderJob) -> SafeString:
-        obj = jobs.refresh(obj)
-        fields = jobs.live_status(obj)
+        obj = lifecycle.refresh(obj)
+        fields = lifecycle.live_status(obj)
         return render_to_string("transforms/render_progress.html", {
             "render": obj,
             "fields": fields,
@@ -116,12 +118,12 @@ class RenderJobAdmin(admin.ModelAdmin):
 
     def _start(self, request: HttpRequest, obj: RenderJob) -> bool:
         try:
-            jobs.start(obj)
+            lifecycle.start(obj)
             return True
-        except jobs.QueueUnavailable as exc:
+        except QueueUnavailable as exc:
             self.message_user(request, f"render {str(obj.pk)[:8]} was not started: {exc.message}. "
                               "Start it again once Redis is back.", messages.ERROR)
-        except jobs.RenderConflict as exc:
+        except RenderConflict as exc:
             self.message_user(request, f"render {str(obj.pk)[:8]}: {exc.message}", messages.WARNING)
         return False
 
@@ -137,9 +139,9 @@ class RenderJobAdmin(admin.ModelAdmin):
             if obj.is_final:
                 continue
             try:
-                jobs.cancel(obj)
+                lifecycle.cancel(obj)
                 done += 1
-            except jobs.QueueUnavailable as exc:
+            except QueueUnavailable as exc:
                 self.message_user(request, f"render {str(obj.pk)[:8]} not canceled: {exc.message}", messages.ERROR)
         self.message_user(request, f"{done} render(s) canceled or asked to stop.")
 
@@ -150,14 +152,14 @@ class RenderJobAdmin(admin.ModelAdmin):
         self.message_user(request, f"{retried} render(s) queued again.")
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        if not jobs.redis_reachable():
+        if not redis_reachable():
             self.message_user(request, "Redis is unreachable: renders cannot be started or canceled and live "
                               "progress is not shown (the figures are the last ones saved).", messages.ERROR)
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
                     extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        if request.method == "GET" and not jobs.redis_reachable():
+        if request.method == "GET" and not redis_reachable():
             self.message_user(request, "Redis is unreachable: live progress is not shown.", messages.ERROR)
         render = self.get_object(request, object_id)
         extra_context = {

@@ -52,6 +52,9 @@ class RenderJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # The table, the admin URLs and the migrations are the transforms app's (transforms/models.py
+        # re-exports this model so Django finds it there).
+        app_label = "transforms"
         ordering = ["-created_at"]
         verbose_name = "render"
 

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import TransformError
 from ..sources import probe_image, resolve
 from .conf import conf
+from .errors import InvalidRecipe
 
 FORMATS = ("mp4", "webm")
 TOP_KEYS = {"size", "fps", "format", "clips", "crossfade", "audio"}
@@ -36,18 +37,6 @@ COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
 MAX_ZOOM = 4.0
 MAX_VOLUME = 4.0
 MAX_TITLE_CHARS = 500
-
-
-class InvalidRecipe(TransformError):
-    """The recipe has one or more field errors; ``fields`` maps a field path to its messages."""
-
-    status = 400
-    code = "invalid_recipe"
-
-    def __init__(self, fields: dict[str, list[str]]) -> None:
-        names = ", ".join(sorted(fields))
-        super().__init__(f"the recipe has errors in: {names}", fields=fields)
-        self.fields = fields
 
 
 class _Checker:
