@@ -7,7 +7,7 @@
    reads) vs off (MoviePy's silent logger). Runs alternate on/off; medians are printed, and
    the time spent inside the logger itself is measured directly, since on a shared machine
    the run-to-run noise of an 8 s render is larger than the overhead.
-2. Time from ``jobs.start()`` (row + enqueue) to the first progress snapshot in the cache,
+2. Time from ``lifecycle.start()`` (row + enqueue) to the first progress snapshot in the cache,
    with a real ``manage.py rqworker`` (RenderWorker: MoviePy imported before the fork) idle
    on the queue. Target: < 1 s.
 
@@ -69,7 +69,7 @@ RECIPE = {
 
 
 def timed_progress_class() -> type:
-    from transforms.progress import RenderProgress
+    from transforms.renders.progress import RenderProgress
 
     class TimedProgress(RenderProgress):
         """Also adds up the time spent inside the logger (callbacks, cache writes, cancel checks)."""
@@ -87,7 +87,7 @@ def timed_progress_class() -> type:
 
 
 def render_once(recipe: dict, workdir: Path, progress: bool) -> tuple[float, int, float]:
-    from transforms.render import render_recipe
+    from transforms.renders.movie import render_recipe
 
     workdir.mkdir(parents=True, exist_ok=True)
     logger = timed_progress_class()("bench") if progress else None
@@ -104,12 +104,12 @@ def render_once(recipe: dict, workdir: Path, progress: bool) -> tuple[float, int
 def time_to_first_progress(starts: int, env: dict[str, str], logs: Path) -> list[float]:
     from django.core.cache import cache
 
-    from transforms import jobs
-    from transforms.models import RenderJob
-    from transforms.progress import read_snapshot
+    from transforms.renders import lifecycle
+    from transforms.renders.models import RenderJob
+    from transforms.renders.progress import read_snapshot
 
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "renders", "--worker-class", "transforms.jobs.RenderWorker"],
+        [sys.executable, "manage.py", "rqworker", "renders", "--worker-class", "transforms.renders.job.RenderWorker"],
         cwd=PROJECT, env={**os.environ, **env}, stdout=open(logs, "ab"), stderr=subprocess.STDOUT,
     )
     try:
@@ -119,7 +119,7 @@ def time_to_first_progress(starts: int, env: dict[str, str], logs: Path) -> list
         for index in range(starts + 1):
             render = RenderJob.objects.create(recipe=recipe)
             begun = time.perf_counter()
-            jobs.start(render)
+            lifecycle.start(render)
             while True:
                 snapshot = read_snapshot(render.pk)
                 if snapshot and snapshot.get("status") != "queued":
@@ -159,7 +159,7 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         make_sources(media)
-        from transforms.recipes import validate_recipe
+        from transforms.renders.recipes import validate_recipe
 
         recipe = validate_recipe(RECIPE)
 

@@ -15,6 +15,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from streaming.conf import conf as streaming_conf
 from transforms.conf import conf as transforms_conf
+from transforms.renders.conf import DEFAULTS as render_defaults
+from transforms.renders.conf import conf as render_conf
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -189,37 +191,18 @@ TRANSFORMS_CACHE_DIR = Path(env("TRANSFORMS_CACHE_DIR", str(BASE_DIR / "var" / "
 if env("STREAMING_SPLICE", "auto") not in ("auto", "os", "ctypes", "off"):
     raise ImproperlyConfigured(f"STREAMING_SPLICE must be auto, os, ctypes or off, got {env('STREAMING_SPLICE')!r}")
 
-# --- render jobs (MoviePy on django-rq): meaning in README "Video renders" ---
+# --- render jobs (MoviePy on django-rq): defaults and meaning in transforms/renders/conf.py ---
+# A RENDER_* setting exists here only when its environment variable is set, except
+# RENDER_QUEUE: RQ_QUEUES names the queue, so it is always set, from the same table.
+globals().update(render_conf.from_environment(os.environ))
+RENDER_QUEUE = render_conf.from_environment(os.environ).get("RENDER_QUEUE", render_defaults["QUEUE"])
 # The rq queues live in the same Redis as the cache. Jobs are enqueued by
-# transforms.jobs with an id chosen first, so no commit-mode deferral applies.
-RENDER_QUEUE = env("RENDER_QUEUE", "renders")
+# transforms.renders with an id chosen first, so no commit-mode deferral applies.
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},
     RENDER_QUEUE: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
 }
 RQ = {"COMMIT_MODE": "auto"}
-# Seconds a render may run before rq stops it, and how often a failed render is retried.
-RENDER_JOB_TIMEOUT = env_int("RENDER_JOB_TIMEOUT", 1800)
-RENDER_RETRIES = env_int("RENDER_RETRIES", 0)
-RENDER_RETRY_INTERVAL = env_int("RENDER_RETRY_INTERVAL", 30)
-# A render whose worker has not said it is alive for this many seconds is abandoned (failed).
-RENDER_HEARTBEAT_TIMEOUT = env_int("RENDER_HEARTBEAT_TIMEOUT", 15)
-# Seconds between comment lines on an idle event stream (keeps proxies from cutting it).
-RENDER_SSE_HEARTBEAT = env_float("RENDER_SSE_HEARTBEAT", 15.0)
-# Shortest gap, in seconds, between two progress writes to the cache.
-RENDER_PROGRESS_INTERVAL = env_float("RENDER_PROGRESS_INTERVAL", 0.25)
-# The font file title cards are drawn with.
-RENDER_FONT = env("RENDER_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-# x264 speed/size trade-off for mp4 renders, and ffmpeg threads per render (0: ffmpeg decides).
-RENDER_X264_PRESET = env("RENDER_X264_PRESET", "veryfast")
-RENDER_THREADS = env_int("RENDER_THREADS", 0)
-# Limits a recipe must stay inside.
-RENDER_MAX_DIMENSION = env_int("RENDER_MAX_DIMENSION", 3840)
-RENDER_MAX_FPS = env_int("RENDER_MAX_FPS", 60)
-RENDER_MAX_SECONDS = env_int("RENDER_MAX_SECONDS", 600)
-RENDER_MAX_CLIPS = env_int("RENDER_MAX_CLIPS", 100)
-# A shared secret for API clients that have no staff session ("Authorization: Bearer <token>"); empty: off.
-RENDER_API_TOKEN = env("RENDER_API_TOKEN")
 
 # --- cameras (streaming/cameras): MJPEG pages fed by one producer per camera -----------
 # CAMERAS: name=source pairs, e.g. "demo=emulated,lobby=v4l2:///dev/video0,loop=file:clips/loop.mp4"

@@ -3,8 +3,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from transforms import api as render_api
 from transforms import views as media_views
+from transforms.renders import api as render_api
 
 urlpatterns = [
     path("", media_views.index, name="index"),

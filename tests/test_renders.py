@@ -12,9 +12,10 @@ from rq import SimpleWorker
 
 from streaming.sse import EventStream
 from tests.render_helpers import TOKEN, ffmpeg_processes, ffprobe, make_sources, small_recipe
-from transforms import jobs
-from transforms.models import RenderJob
-from transforms.recipes import InvalidRecipe, validate_recipe
+from transforms.renders import lifecycle, redis_queue
+from transforms.renders.job import on_render_failure, work_dir
+from transforms.renders.models import RenderJob
+from transforms.renders.recipes import InvalidRecipe, validate_recipe
 
 AUTH = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
 
@@ -41,7 +42,7 @@ def closed_port_url() -> str:
 
 
 def run_worker() -> None:
-    SimpleWorker([jobs.render_queue()], connection=jobs.redis_connection()).work(burst=True)
+    SimpleWorker([redis_queue.render_queue()], connection=redis_queue.redis_connection()).work(burst=True)
 
 
 # --- recipes --------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def test_bad_recipe_is_400_with_field_errors_and_nothing_is_queued(client, sourc
     assert {"clips[0].video", "clips[1].duration", "size", "extra"} <= set(body["fields"])
     assert client.post("/api/renders/", b"{not json", content_type="application/json", **AUTH).status_code == 400
     assert RenderJob.objects.count() == 0
-    assert jobs.render_queue().count == 0
+    assert redis_queue.render_queue().count == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -196,7 +197,7 @@ def test_cancel_while_queued_and_retry(client, sources, rq_redis):
     assert client.post(f"/api/renders/{task_id}/cancel", **AUTH).status_code == 409
     run_worker()  # the canceled rq job does not run
     assert RenderJob.objects.get().status == "canceled"
-    jobs.start(RenderJob.objects.get())
+    lifecycle.start(RenderJob.objects.get())
     run_worker()
     assert client.get(f"/api/renders/{task_id}", **AUTH).json()["status"] == "complete"
     assert RenderJob.objects.get().attempts == 1
@@ -330,7 +331,7 @@ def test_cancel_during_the_audio_pass_leaves_no_ffmpeg_and_no_temp_audio(client,
 
     from django.core.cache import cache
 
-    from transforms.progress import cancel_key, read_snapshot
+    from transforms.renders.progress import cancel_key, read_snapshot
 
     recipe = {"size": [320, 180], "fps": 12, "clips": [{"title": "long", "duration": 120}],
               "audio": {"source": "music.mp3", "loop": True}}
@@ -378,15 +379,15 @@ def test_rq_abandoned_job_callback_marks_the_render_failed(sources, rq_redis):
     from rq.exceptions import AbandonedJobError
     from rq.job import Job
 
-    render = jobs.start(RenderJob.objects.create(recipe=validate_recipe({"clips": [{"title": "x"}]})))
+    render = lifecycle.start(RenderJob.objects.create(recipe=validate_recipe({"clips": [{"title": "x"}]})))
     RenderJob.objects.filter(pk=render.pk).update(status="processing")
-    jobs.work_dir(render.pk).mkdir(parents=True)
-    (jobs.work_dir(render.pk) / "partial.mp4").write_bytes(b"partial")
-    job = Job.fetch(render.rq_job_id, connection=jobs.redis_connection())
-    jobs.on_render_failure(job, job.connection, AbandonedJobError, AbandonedJobError(), None)
+    work_dir(render.pk).mkdir(parents=True)
+    (work_dir(render.pk) / "partial.mp4").write_bytes(b"partial")
+    job = Job.fetch(render.rq_job_id, connection=redis_queue.redis_connection())
+    on_render_failure(job, job.connection, AbandonedJobError, AbandonedJobError(), None)
     render.refresh_from_db()
     assert render.status == "failed" and "abandoned" in render.error
-    assert not jobs.work_dir(render.pk).exists()
+    assert not work_dir(render.pk).exists()
 
 
 def test_progress_logger_weights_throttles_and_checkpoints(rq_redis):
@@ -395,7 +396,7 @@ def test_progress_logger_weights_throttles_and_checkpoints(rq_redis):
 
     from django.core.cache import cache
 
-    from transforms.progress import RenderCanceled, RenderProgress, cancel_key, read_snapshot
+    from transforms.renders.progress import RenderCanceled, RenderProgress, cancel_key, read_snapshot
 
     now = [0.0]
     checkpoints: list[tuple[float, str]] = []

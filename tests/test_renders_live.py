@@ -93,7 +93,8 @@ def start_worker(stack) -> Iterator:
     def start() -> subprocess.Popen:
         log = open(stack.logs / f"worker-{time.monotonic_ns()}.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", "renders", "--worker-class", "transforms.jobs.RenderWorker"],
+            [sys.executable, "manage.py", "rqworker", "renders",
+             "--worker-class", "transforms.renders.job.RenderWorker"],
             cwd=PROJECT, env={**os.environ, **stack.env}, stdout=log, stderr=log,
         )
         log.close()

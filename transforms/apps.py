@@ -8,3 +8,4 @@ class TransformsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .renders import checks as render_checks  # noqa: F401

@@ -35,17 +35,3 @@ def check_signing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         return [checks.Error("TRANSFORMS_SIGNING must be 'off' or 'required'", id="transforms.E001")]
     return []
 
-
-@checks.register()
-def check_render_font(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """Title cards need a real font file; say so at start-up rather than when a render fails."""
-    import os
-
-    from django.conf import settings
-
-    font = str(getattr(settings, "RENDER_FONT", ""))
-    if not os.path.isfile(font):
-        return [checks.Warning(f"RENDER_FONT {font!r} is not a file: renders with title cards will fail",
-                               hint="install fonts-dejavu-core or point RENDER_FONT at a .ttf file",
-                               id="transforms.W020")]
-    return []

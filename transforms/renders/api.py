@@ -8,7 +8,8 @@
 Callers are staff users with a session (the admin's progress bars) or clients sending
 ``Authorization: Bearer <RENDER_API_TOKEN>``. Session callers that POST must send the CSRF
 token like any Django form; token callers are exempt, as they carry no ambient credentials.
-This module maps errors to statuses for the API, as ``transforms.views`` does for media.
+Every refusal is an ``HttpError`` (``errors.py``) that ``streaming.errors.json_errors``
+turns into its JSON answer; a Redis failure nobody caught becomes the queue's 503.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from streaming.errors import error_response
+from streaming.errors import json_errors
 from streaming.sse import EventStream, EventStreamResponse, last_event_id
 
-from . import jobs
-from .errors import TransformError
+from . import lifecycle
+from .conf import conf
+from .errors import CsrfFailed, InvalidJson, NotAuthenticated, QueueUnavailable, RenderNotFound
 from .models import STATE_CODES, RenderJob, RenderStatus
+from .progress import read_snapshot_quietly
 from .recipes import validate_recipe
 
 # EventSource reconnects after this many milliseconds when a stream drops.
@@ -43,23 +46,12 @@ SSE_RETRY_MS = 2000
 SSE_POLL_SECONDS = 0.2
 # How often an event stream re-reads the row (abandonment checks, final states).
 SSE_ROW_SECONDS = 1.0
-
-
-class NotAuthenticated(TransformError):
-    status = 401
-    code = "not_authenticated"
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer realm="renders"'}
-
-
-class RenderNotFound(TransformError):
-    status = 404
-    code = "not_found"
+# The answer to a Redis error that reached a view without being handled below it.
+QUEUE_DOWN = QueueUnavailable("a Redis command failed")
 
 
 def _token_ok(request: HttpRequest) -> bool:
-    expected = str(settings.RENDER_API_TOKEN or "")
+    expected = str(conf.API_TOKEN or "")
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if not expected or not header.startswith("Bearer "):
         return False
@@ -72,25 +64,26 @@ def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
     return check.process_view(request, lambda req: HttpResponse(), (), {})
 
 
+def authenticate(request: HttpRequest) -> None:
+    """Let the token or a staff session through (a session POST also needs its CSRF token); raise otherwise."""
+    if _token_ok(request):
+        return
+    user = getattr(request, "user", None)
+    if user is None or not user.is_active or not user.is_staff:
+        raise NotAuthenticated("log in as staff or send Authorization: Bearer <token>")
+    if request.method == "POST" and _csrf_failure(request) is not None:
+        raise CsrfFailed()
+
+
 def api_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Authenticate (token or staff session, CSRF for session POSTs) and map errors to JSON statuses."""
+    """Authenticate every call; ``json_errors`` answers every refusal (and Redis gone) as JSON."""
 
     @csrf_exempt
+    @json_errors(redis_unavailable=QUEUE_DOWN)
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            if not _token_ok(request):
-                user = getattr(request, "user", None)
-                if user is None or not user.is_active or not user.is_staff:
-                    raise NotAuthenticated("log in as staff or send Authorization: Bearer <token>")
-                if request.method == "POST":
-                    failure = _csrf_failure(request)
-                    if failure is not None:
-                        return JsonResponse({"error": "csrf_failed", "message": "CSRF token missing or wrong"},
-                                            status=403)
-            return view(request, *args, **kwargs)
-        except TransformError as exc:
-            return error_response(exc)
+        authenticate(request)
+        return view(request, *args, **kwargs)
 
     return wrapper
 
@@ -99,12 +92,12 @@ def _render_or_404(render_id: str) -> RenderJob:
     try:
         return RenderJob.objects.get(pk=uuid.UUID(str(render_id)))
     except (ValueError, RenderJob.DoesNotExist):
-        raise RenderNotFound("no such render", task_id=str(render_id)) from None
+        raise RenderNotFound(render_id) from None
 
 
 def status_object(request: HttpRequest, render: RenderJob, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """The object DESIGN.md names, with absolute URLs for the output and the render's own endpoints."""
-    fields = fields if fields is not None else jobs.live_status(render)
+    fields = fields if fields is not None else lifecycle.live_status(render)
     videos = [request.build_absolute_uri(settings.MEDIA_URL + fields["output"])] if fields["output"] else []
     return {
         "task_id": str(render.pk),
@@ -132,13 +125,13 @@ def submit(request: HttpRequest) -> HttpResponse:
     try:
         data = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
-        return JsonResponse({"error": "invalid_json", "message": f"the body is not JSON: {exc}"}, status=400)
+        raise InvalidJson(exc) from None
     recipe = validate_recipe(data)
     user = request.user if getattr(request, "user", None) and request.user.is_authenticated else None
     render = RenderJob.objects.create(recipe=recipe, created_by=user)
     try:
-        render = jobs.start(render)
-    except jobs.QueueUnavailable:
+        render = lifecycle.start(render)
+    except QueueUnavailable:
         render.delete()
         raise
     response = JsonResponse(status_object(request, render), status=202)
@@ -149,14 +142,14 @@ def submit(request: HttpRequest) -> HttpResponse:
 @require_GET
 @api_view
 def status(request: HttpRequest, render_id: str) -> HttpResponse:
-    render = jobs.refresh(_render_or_404(render_id))
+    render = lifecycle.refresh(_render_or_404(render_id))
     return JsonResponse(status_object(request, render))
 
 
 @require_POST
 @api_view
 def cancel(request: HttpRequest, render_id: str) -> HttpResponse:
-    render = jobs.cancel(_render_or_404(render_id))
+    render = lifecycle.cancel(_render_or_404(render_id))
     return JsonResponse(status_object(request, render), status=202)
 
 
@@ -169,14 +162,14 @@ def events(request: HttpRequest, render_id: str) -> HttpResponse:
         resume_from = int(last_event_id(request.META) or request.GET.get("last_event_id") or 0)
     except ValueError:
         resume_from = 0
-    if render.is_final and resume_from >= jobs.live_status(render)["seq"]:
+    if render.is_final and resume_from >= lifecycle.live_status(render)["seq"]:
         return HttpResponse(status=204)  # the client saw the final event: 204 tells EventSource to stop
     return EventStreamResponse(_event_stream(request, render.pk, resume_from))
 
 
 def _event_stream(request: HttpRequest, render_id: uuid.UUID, resume_from: int) -> Iterator[bytes]:
     """Poll the cache (cheap) often and the row now and then; send each newer status once."""
-    stream = EventStream(heartbeat_seconds=float(settings.RENDER_SSE_HEARTBEAT))
+    stream = EventStream(heartbeat_seconds=conf.SSE_HEARTBEAT)
     yield stream.frame(retry_ms=SSE_RETRY_MS, comment="render events")
     sent = resume_from
     last_row_read = float("-inf")
@@ -184,17 +177,17 @@ def _event_stream(request: HttpRequest, render_id: uuid.UUID, resume_from: int) 
     try:
         while True:
             now = time.monotonic()
-            snapshot = jobs.read_snapshot_quietly(render_id)
+            snapshot = read_snapshot_quietly(render_id)
             snapshot_seq = snapshot.get("seq") if snapshot else None
             if snapshot_seq != last_snapshot_seq or now - last_row_read >= SSE_ROW_SECONDS:
                 last_snapshot_seq = snapshot_seq
                 last_row_read = now
                 try:
-                    render = jobs.refresh(RenderJob.objects.get(pk=render_id))
+                    render = lifecycle.refresh(RenderJob.objects.get(pk=render_id))
                 except RenderJob.DoesNotExist:
                     yield stream.frame({"task_id": str(render_id), "error": "the render was deleted"}, event="gone")
                     return
-                fields = jobs.live_status(render)
+                fields = lifecycle.live_status(render)
                 if fields["seq"] > sent:
                     sent = fields["seq"]
                     yield stream.frame(status_object(request, render, fields), id=sent, event="status")

@@ -1,7 +1,7 @@
 """Compose a validated recipe with MoviePy 2 and write it to a file.
 
 This module knows MoviePy and nothing of queues, HTTP or the cache: ``render_recipe``
-gets a proglog logger (``transforms.progress``) and a working directory of its own. The
+gets a proglog logger (``transforms.renders.progress``) and a working directory of its own. The
 output is written there under a temporary name and only moved into place by the caller
 once MoviePy returned, and every clip is closed in a ``with``/``finally``, so an abort
 (cancel, timeout, a bad source) leaves nothing behind but that directory, which the
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from PIL import Image, ImageOps
 
-from .sources import resolve
+from ..sources import resolve
+from .conf import conf
 
 CODECS = {
     "mp4": {"codec": "libx264", "audio_codec": "aac", "ffmpeg_params": ["-movflags", "+faststart"]},
@@ -92,7 +92,7 @@ def _title(spec: dict, size: tuple[int, int]) -> Any:
 
     width, height = size
     text = TextClip(
-        font=str(settings.RENDER_FONT),
+        font=str(conf.FONT),
         text=spec["title"],
         font_size=spec["font_size"],
         color=spec["color"],
@@ -176,9 +176,9 @@ def render_recipe(recipe: dict, output: Path, workdir: Path, logger: Any, on_pla
                 audio_fps=AUDIO_FPS,
                 audio_codec=codecs["audio_codec"],
                 temp_audiofile_path=str(workdir),
-                preset=str(settings.RENDER_X264_PRESET),
+                preset=str(conf.X264_PRESET),
                 ffmpeg_params=list(codecs["ffmpeg_params"]),
-                threads=settings.RENDER_THREADS or None,
+                threads=conf.THREADS or None,
                 logger=logger,
             )
             return render_plan

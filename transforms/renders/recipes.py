@@ -20,10 +20,10 @@ import math
 import re
 from typing import Any
 
-from django.conf import settings
-
-from .errors import TransformError
-from .sources import probe_image, resolve
+from ..errors import TransformError
+from ..sources import probe_image, resolve
+from .conf import conf
+from .errors import InvalidRecipe
 
 FORMATS = ("mp4", "webm")
 TOP_KEYS = {"size", "fps", "format", "clips", "crossfade", "audio"}
@@ -37,18 +37,6 @@ COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
 MAX_ZOOM = 4.0
 MAX_VOLUME = 4.0
 MAX_TITLE_CHARS = 500
-
-
-class InvalidRecipe(TransformError):
-    """The recipe has one or more field errors; ``fields`` maps a field path to its messages."""
-
-    status = 400
-    code = "invalid_recipe"
-
-    def __init__(self, fields: dict[str, list[str]]) -> None:
-        names = ", ".join(sorted(fields))
-        super().__init__(f"the recipe has errors in: {names}", fields=fields)
-        self.fields = fields
 
 
 class _Checker:
@@ -108,7 +96,7 @@ def validate_recipe(data: Any) -> dict[str, Any]:
         raise InvalidRecipe({"recipe": ["must be a JSON object"]})
     check.unknown_keys("", data, TOP_KEYS)
     recipe: dict[str, Any] = {}
-    max_dimension = int(settings.RENDER_MAX_DIMENSION)
+    max_dimension = conf.MAX_DIMENSION
 
     size = data.get("size", [1280, 720])
     if not (isinstance(size, list) and len(size) == 2):
@@ -120,7 +108,7 @@ def validate_recipe(data: Any) -> dict[str, Any]:
             if width % 2 or height % 2:
                 check.add("size", "width and height must be even (H.264 and VP9 use 4:2:0 chroma)")
             recipe["size"] = [width, height]
-    recipe["fps"] = check.number("fps", data.get("fps", 24), 1, int(settings.RENDER_MAX_FPS), integer=True)
+    recipe["fps"] = check.number("fps", data.get("fps", 24), 1, conf.MAX_FPS, integer=True)
     fmt = data.get("format", "mp4")
     if fmt not in FORMATS:
         check.add("format", f"must be one of {', '.join(FORMATS)}")
@@ -133,8 +121,8 @@ def validate_recipe(data: Any) -> dict[str, Any]:
     durations: list[float | None] = []
     if not isinstance(clips, list) or not clips:
         check.add("clips", "must be a non-empty list of video, image or title clips")
-    elif len(clips) > int(settings.RENDER_MAX_CLIPS):
-        check.add("clips", f"at most {settings.RENDER_MAX_CLIPS} clips")
+    elif len(clips) > conf.MAX_CLIPS:
+        check.add("clips", f"at most {conf.MAX_CLIPS} clips")
     else:
         for index, clip in enumerate(clips):
             normalised, duration = _clip(check, f"clips[{index}]", clip)
@@ -148,8 +136,8 @@ def validate_recipe(data: Any) -> dict[str, Any]:
     if crossfade and known and crossfade >= min(known):
         check.add("crossfade", f"must be shorter than the shortest clip ({min(known):g} s)")
     total = sum(known) - (crossfade or 0) * max(0, len(durations) - 1)
-    if total > int(settings.RENDER_MAX_SECONDS):
-        check.add("clips", f"the render would last {total:g} s, more than {settings.RENDER_MAX_SECONDS} s")
+    if total > conf.MAX_SECONDS:
+        check.add("clips", f"the render would last {total:g} s, more than {conf.MAX_SECONDS} s")
 
     if check.errors:
         raise InvalidRecipe(check.errors)
