@@ -36,6 +36,14 @@ class HttpError(Exception):
     status = 400
     code = "bad_request"
 
+    def __init_subclass__(cls, status: int | None = None, code: str | None = None, **kwargs: object) -> None:
+        """``class NotFound(HttpError, status=404, code="not_found")``: a refusal is declared in its class line."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+
     def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)
         self.message = message
@@ -49,11 +57,9 @@ class HttpError(Exception):
         return {}
 
 
-class Unavailable(HttpError):
+class Unavailable(HttpError, status=503, code="unavailable"):
     """503: something this answer needs is busy or down; the client may retry after ``retry_after`` s."""
 
-    status = 503
-    code = "unavailable"
 
     def __init__(self, message: str, retry_after: int = 5, code: str | None = None, **details: object) -> None:
         super().__init__(message, **details)
@@ -65,10 +71,9 @@ class Unavailable(HttpError):
         return {"Retry-After": str(self.retry_after)}
 
 
-class Busy(Unavailable):
+class Busy(Unavailable, code="busy"):
     """Every work slot of this worker stayed taken for the whole wait."""
 
-    code = "busy"
 
     def __init__(self, retry_after: int = 1) -> None:
         super().__init__("the server is busy; try again shortly", retry_after=retry_after)

@@ -28,59 +28,43 @@ class ParameterError(TransformError):
         self.parameter = parameter
 
 
-class InvalidSpec(ParameterError, ValueError):
+class InvalidSpec(ParameterError, ValueError, status=400, code="invalid_parameter"):
     """A query parameter is unknown, repeated or out of range, whatever the source."""
 
-    status = 400
-    code = "invalid_parameter"
 
-
-class NotApplicable(ParameterError):
+class NotApplicable(ParameterError, status=422, code="not_applicable"):
     """A valid parameter this source cannot honour: a frame of an audio file, ``format=png`` of a
     video without ``frame``, a frame past the end."""
 
-    status = 422
-    code = "not_applicable"
+
+class BadSignature(TransformError, status=403, code="bad_signature"):
+    """TRANSFORMS_SIGNING=required and the URL's ``sig`` is missing or does not match."""
 
 
-class BadSignature(TransformError):
-    status = 403
-    code = "bad_signature"
+class SourceNotFound(TransformError, status=404, code="not_found"):
+    """No such file under MEDIA_ROOT, or a path that would leave it."""
 
 
-class SourceNotFound(TransformError):
-    status = 404
-    code = "not_found"
+class SourceTooLarge(TransformError, status=413, code="source_too_large"):
+    """Over a limit read from the header (bytes, pixels, duration) before any decoding."""
 
 
-class SourceTooLarge(TransformError):
-    status = 413
-    code = "source_too_large"
+class UnsupportedSource(TransformError, status=415, code="unsupported_media"):
+    """Not an image, video or audio format this service reads."""
 
 
-class UnsupportedSource(TransformError):
-    status = 415
-    code = "unsupported_media"
-
-
-class CorruptSource(TransformError):
-    status = 422
-    code = "unprocessable_source"
+class CorruptSource(TransformError, status=422, code="unprocessable_source"):
+    """Damaged, truncated, or not really the format its header or name says."""
 
 
 class EngineFailed(CorruptSource):
     """A tool refused the source at once (it exited before its first byte): damaged or not what it says."""
 
 
-class EngineUnavailable(TransformError):
+class EngineUnavailable(TransformError, status=422, code="engine_unavailable"):
     """The engine asked for is not installed or not usable here."""
 
-    status = 422
-    code = "engine_unavailable"
 
-
-class TookTooLong(TransformError):
+class TookTooLong(TransformError, status=504, code="deadline_exceeded"):
     """The tool gave no output within TRANSFORMS_DEADLINE and was killed: the server's limit, not bad input."""
 
-    status = 504
-    code = "deadline_exceeded"

@@ -148,37 +148,29 @@ def audio_bitrate(quality: int, low: int, high: int) -> str:
     return f"{round(low + quality * (high - low) / 100)}k"
 
 
-def mp4_options(job: MediaJob) -> list[str]:
+def stream_options(job: MediaJob, video: list[str], audio: list[str]) -> list[str]:
+    """The picture (filters, ``video`` encoder options, keyframes) and the sound, or ``-vn``/``-an``."""
     options: list[str] = []
     if job.keeps_video:
-        options += ["-vf", ",".join([*picture_filters(job, even_sides=True), "format=yuv420p"])]
-        # No B-frames: the first picture then has pts 0 like the audio (a fragmented MP4 has no
-        # edit list to hide the B-frame delay), and the encoder adds no reordering latency.
-        options += ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(video_crf(job.quality, 18, 40)), "-bf", "0"]
-        options += keyframes()
+        options += ["-vf", ",".join([*picture_filters(job, even_sides=True), "format=yuv420p"]), *video, *keyframes()]
     else:
-        options += ["-vn"]
-    if job.keeps_audio:
-        options += ["-c:a", "aac", "-b:a", audio_bitrate(job.quality, 64, 192), "-ac", "2"]
-    else:
-        options += ["-an"]
-    return options + ["-movflags", FRAGMENTED, "-f", "mp4"]
+        options.append("-vn")
+    return options + (audio if job.keeps_audio else ["-an"])
+
+
+def mp4_options(job: MediaJob) -> list[str]:
+    # No B-frames: the first picture then has pts 0 like the audio (a fragmented MP4 has no
+    # edit list to hide the B-frame delay), and the encoder adds no reordering latency.
+    video = ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(video_crf(job.quality, 18, 40)), "-bf", "0"]
+    audio = ["-c:a", "aac", "-b:a", audio_bitrate(job.quality, 64, 192), "-ac", "2"]
+    return stream_options(job, video, audio) + ["-movflags", FRAGMENTED, "-f", "mp4"]
 
 
 def webm_options(job: MediaJob) -> list[str]:
-    options: list[str] = []
-    if job.keeps_video:
-        options += ["-vf", ",".join([*picture_filters(job, even_sides=True), "format=yuv420p"])]
-        options += ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
-                    "-crf", str(video_crf(job.quality, 20, 50)), "-b:v", "0"]  # fmt: skip
-        options += keyframes()
-    else:
-        options += ["-vn"]
-    if job.keeps_audio:
-        options += ["-c:a", "libopus", "-b:a", audio_bitrate(job.quality, 48, 160), "-ac", "2"]
-    else:
-        options += ["-an"]
-    return options + ["-f", "webm"]
+    video = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
+             "-crf", str(video_crf(job.quality, 20, 50)), "-b:v", "0"]  # fmt: skip
+    audio = ["-c:a", "libopus", "-b:a", audio_bitrate(job.quality, 48, 160), "-ac", "2"]
+    return stream_options(job, video, audio) + ["-f", "webm"]
 
 
 def gif_options(job: MediaJob) -> list[str]:

@@ -16,39 +16,32 @@ from streaming.errors import HttpError, Unavailable
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
-class NotAuthenticated(HttpError):
+class NotAuthenticated(HttpError, status=401, code="not_authenticated"):
     """Neither the API token nor a staff session: 401, with the challenge of the token scheme."""
 
-    status = 401
-    code = "not_authenticated"
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Bearer realm="renders"'}
 
 
-class CsrfFailed(HttpError):
+class CsrfFailed(HttpError, status=403, code="csrf_failed"):
     """A session POST without a valid CSRF token (token callers carry no ambient credentials: exempt)."""
 
-    status = 403
-    code = "csrf_failed"
 
     def __init__(self) -> None:
         super().__init__("CSRF token missing or wrong")
 
 
-class InvalidJson(HttpError):
-    status = 400
-    code = "invalid_json"
+class InvalidJson(HttpError, status=400, code="invalid_json"):
+    """The request body is not JSON."""
 
     def __init__(self, problem: Exception) -> None:
         super().__init__(f"the body is not JSON: {problem}")
 
 
-class InvalidRecipe(HttpError):
+class InvalidRecipe(HttpError, status=400, code="invalid_recipe"):
     """The recipe has one or more field errors; ``fields`` maps a field path to its messages."""
 
-    status = 400
-    code = "invalid_recipe"
 
     def __init__(self, fields: dict[str, list[str]]) -> None:
         names = ", ".join(sorted(fields))
@@ -56,27 +49,21 @@ class InvalidRecipe(HttpError):
         self.fields = fields
 
 
-class RenderNotFound(HttpError):
+class RenderNotFound(HttpError, status=404, code="not_found"):
     """No render has this id (or it is not a UUID at all)."""
 
-    status = 404
-    code = "not_found"
 
     def __init__(self, render_id: object) -> None:
         super().__init__("no such render", task_id=str(render_id))
 
 
-class RenderConflict(HttpError):
+class RenderConflict(HttpError, status=409, code="conflict"):
     """The render is in a state where the operation makes no sense (cancel a complete render)."""
 
-    status = 409
-    code = "conflict"
 
-
-class QueueUnavailable(Unavailable):
+class QueueUnavailable(Unavailable, code="queue_unavailable"):
     """Redis (the queue and the progress cache) cannot be reached; the client may retry in a few seconds."""
 
-    code = "queue_unavailable"
 
     def __init__(self, problem: object) -> None:
         super().__init__(f"the render queue (Redis) is unreachable: {problem}", retry_after=5)
