@@ -27,6 +27,11 @@ Every value can be overridden from the environment (GUNICORN_*).
 
 import multiprocessing
 import os
+from pathlib import Path
+
+# Metrics of every worker go to one folder (streaming/metrics.py); decided here, before any
+# worker starts, so the master and all workers agree on it.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parent.parent / "var" / "metrics"))
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
@@ -38,6 +43,20 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+
+def on_starting(server):
+    """Forget the metrics files of processes that are gone (a previous run's workers)."""
+    from streaming.metrics import forget_dead_processes
+
+    forget_dead_processes()
+
+
+def child_exit(server, worker):
+    """A worker exited: its live gauges (work slots, tools, viewers) stop counting."""
+    from streaming.metrics import process_exited
+
+    process_exited(worker.pid)
 
 
 def post_worker_init(worker):

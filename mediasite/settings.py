@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from streaming.conf import conf as streaming_conf
+from streaming.conf import metrics_conf
 from transforms.conf import conf as transforms_conf
 from transforms.renders.conf import DEFAULTS as render_defaults
 from transforms.renders.conf import conf as render_conf
@@ -119,6 +120,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "streaming.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -187,6 +189,11 @@ MEDIA_URL = "/"
 # cast to the type of its default in that table.
 globals().update(transforms_conf.from_environment(os.environ))
 globals().update(streaming_conf.from_environment(os.environ))
+globals().update(metrics_conf.from_environment(os.environ))
+# prometheus-client's multiprocess folder (streaming/metrics.py). It must exist and be in the
+# environment before that library is first imported, in every process: django-rq's admin
+# imports it while Django sets up.
+os.makedirs(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / "var" / "metrics")), exist_ok=True)
 TRANSFORMS_CACHE_DIR = Path(env("TRANSFORMS_CACHE_DIR", str(BASE_DIR / "var" / "cache")))
 if env("STREAMING_SPLICE", "auto") not in ("auto", "os", "ctypes", "off"):
     raise ImproperlyConfigured(f"STREAMING_SPLICE must be auto, os, ctypes or off, got {env('STREAMING_SPLICE')!r}")

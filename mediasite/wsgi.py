@@ -12,6 +12,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediasite.settings")
 
 application = get_wsgi_application()
 
-from transforms.engines import probe_engines  # noqa: E402  (needs the settings loaded above)
+from streaming.health import with_liveness  # noqa: E402  (needs the settings loaded above)
+from transforms.engines import probe_engines  # noqa: E402
 
 probe_engines()
+# GET /healthz is answered here, before Django: any Host, no middleware, no database.
+application = with_liveness(application)

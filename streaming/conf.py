@@ -110,3 +110,17 @@ DEFAULTS: dict[str, Any] = {
 }
 
 conf = AppSettings("STREAMING_", DEFAULTS)
+
+METRICS_DEFAULTS: dict[str, Any] = {
+    # Who may read /metrics and /readyz: client addresses or networks (CIDR), comma-separated...
+    "ALLOWED_IPS": "127.0.0.0/8,::1",
+    # ...or any client sending "Authorization: Bearer <token>" (empty: no token access).
+    "TOKEN": "",
+    # Peers whose X-Forwarded-For names the client (the proxy in front); the client address is
+    # then the last one it added. Direct peers are the client themselves.
+    "TRUSTED_PROXIES": "127.0.0.0/8,::1",
+    # Seconds /readyz gives all its checks together before it answers.
+    "READY_TIMEOUT": 2.0,
+}
+
+metrics_conf = AppSettings("METRICS_", METRICS_DEFAULTS)

@@ -101,6 +101,9 @@ def http_error(exc: BaseException, redis_unavailable: Unavailable | None = None)
 
 def error_response(exc: HttpError) -> JsonResponse:
     """The JSON answer for ``exc``: the one place an error becomes a status, a body and headers."""
+    from .metrics import REFUSALS  # here, not at import: metrics -> health -> errors
+
+    REFUSALS.labels(exc.code).inc()
     if exc.status >= 422:
         logger.info("refused (%d %s): %s", exc.status, exc.code, exc.message)
     return JsonResponse(exc.as_json(), status=exc.status, headers={**ERROR_HEADERS, **exc.headers()})

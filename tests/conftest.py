@@ -324,3 +324,13 @@ def page(browser) -> Iterator:
     context = browser.new_context()
     yield context.new_page()
     context.close()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Remove the run's temporary metrics folder (tests/settings.py made it)."""
+    import shutil
+    import tempfile
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if os.path.basename(folder).startswith("mediasite-test-metrics-") and folder.startswith(tempfile.gettempdir()):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,5 +1,5 @@
 """The project's settings plus test-only streaming views (``tests.splice_urls``), for gunicorn tests."""
 
-from mediasite.settings import *  # noqa: F403
+from tests.settings import *  # noqa: F403
 
 ROOT_URLCONF = "tests.splice_urls"

@@ -7,5 +7,12 @@ class TransformsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            readiness,
+        )
         from .renders import checks as render_checks  # noqa: F401
+        from .renders import metrics as render_metrics
+
+        readiness.register()
+        render_metrics.register()

@@ -24,6 +24,7 @@ from django.utils.http import http_date
 
 from streaming.conf import conf as streaming_conf
 from streaming.fill import FileFill, TeedPipeline
+from streaming.metrics import RESULT_CACHE
 from streaming.ranges import file_response
 from streaming.replay import mark_replayable
 from streaming.responses import PipeResponse
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'"}
 
 Outcome = Entry | Following | Result
+# What a claim came to, as the result cache's metric counts it.
+OUTCOMES = {Entry: "hit", Following: "follow", RenderLock: "miss"}
 
 
 def deliver(request: HttpRequest, order: Order) -> HttpResponse:
@@ -56,6 +59,7 @@ def obtain(order: Order, *, uncached: bool = True) -> Outcome:
     cache = result_cache()
     entry = cache.open(order.key) if cache is not None else None
     if entry is not None:
+        RESULT_CACHE.labels("hit").inc()
         return entry
     return produce(cache, order.key, plan(order), order.cache_wait, uncached=uncached)
 
@@ -74,11 +78,12 @@ def produce(cache: ResultCache | None, key: str, task: Task, wait: float, *, unc
             raise Busy()
         logger.info("result cache: gave up waiting for %s, rendering uncached", key)
         return start(task)
-    if isinstance(claimed, Following):
-        logger.info("result cache: following the render of %s", key)
+    outcome = OUTCOMES[type(claimed)]
+    RESULT_CACHE.labels(outcome).inc()
     if isinstance(claimed, RenderLock):
         logger.info("result cache miss: rendering %s", key)
         return make_cached(cache, key, claimed, task)
+    logger.info("result cache: %s %s", "following the render of" if outcome == "follow" else "waited for", key)
     return claimed
 
 

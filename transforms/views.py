@@ -40,13 +40,16 @@ INDEX_LIMIT = 500
 @json_errors
 def media(request: HttpRequest, path: str) -> HttpResponse:
     """Serve ``path`` from MEDIA_ROOT: the original without a query, a transform with one."""
+    request.metrics_kind = "media"
     source = resolve(path)
     if not request.GET:
+        request.metrics_kind = "original"
         etag = f'"{source.version}"'
         if not_modified(request, etag, source.mtime_ns / 1e9):
             return HttpResponseNotModified(headers=original_headers(source, etag))
         return original_response(request, source, etag)
     with opened_image(source) as image:  # the response is made (bytes, or a started tool) before it closes
+        request.metrics_kind = "image" if image is not None else "video"
         order = order_for_request(request, source, image)
         if not_modified(request, order.etag):
             return HttpResponseNotModified(headers=order.headers)

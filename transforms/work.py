@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import NamedTuple
 
 from streaming.fill import TeedPipeline
 from streaming.limits import WorkSlots
+from streaming.metrics import TRANSFORM_SECONDS
 from streaming.pipeline import DeadlineExceeded, Pipeline, PipelineError
 
 from .conf import conf
@@ -48,6 +50,7 @@ def work_slots() -> WorkSlots:
 def start(task: Task) -> Result:
     """Take the task's slots, run its engine and, for a pipeline, wait for the first byte."""
     slot = work_slots().acquire(task.weight, wait=float(conf.SLOT_WAIT))
+    started = time.monotonic()
     try:
         body = task.engine.render(task.job, deadline=task.deadline, on_close=slot.release)
     except BaseException:
@@ -55,6 +58,7 @@ def start(task: Task) -> Result:
         raise
     if isinstance(body, Pipeline):
         first_output(body, task)
+    TRANSFORM_SECONDS.labels(task.engine.name).observe(time.monotonic() - started)
     return Result(task.content_type, body)
 
 
