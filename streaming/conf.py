@@ -88,7 +88,7 @@ class AppSettings:
         self._values.clear()
 
     def _setting_changed(self, setting: str = "", **kwargs: Any) -> None:
-        if setting.startswith(self._prefix):
+        if setting.startswith(self._prefix) and setting[len(self._prefix):] in self._defaults:
             self.reset()
 
 
@@ -97,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
     # os, ctypes, or off (1 MiB copies through Python).
     "SPLICE": "auto",
     # Seconds a streamed response may go without progress (tool silent or client not reading).
-    "STALL_TIMEOUT": 30,
+    "STALL_TIMEOUT": 30.0,
     # Replays (streaming/replay.py): per-worker memory for small file responses answered
     # again from gunicorn's event loop; 0 turns them off.
     "REPLAY_BYTES": 16 << 20,

@@ -58,13 +58,12 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from . import replay
 from . import splice as splicing
+from .conf import conf
 from .follow import FollowAborted, GrowingFile
-from .options import streaming_option
 from .pipeline import F_SETPIPE_SZ, PIPE_SIZE, PipelineError
 
 logger = logging.getLogger("streaming.splice")
 
-DEFAULT_STALL_TIMEOUT = 30.0
 CLIENT_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
 
 
@@ -73,7 +72,8 @@ class StreamAborted(Exception):
 
 
 def stall_timeout() -> float:
-    return streaming_option("STREAMING_STALL_TIMEOUT", DEFAULT_STALL_TIMEOUT)
+    """STREAMING_STALL_TIMEOUT: read per response, so a test's settings override applies at once."""
+    return float(conf.STALL_TIMEOUT)
 
 
 def is_fifo(filelike: object) -> bool:

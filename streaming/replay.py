@@ -43,11 +43,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
-from .options import streaming_option
+from .conf import conf
 
-DEFAULT_BYTES = 16 << 20
-DEFAULT_MAX_BODY = 256 << 10
-DEFAULT_TTL = 10.0
 ENTRY_OVERHEAD = 512  # the key, the object and the dict slot, roughly
 MAX_REQUEST = 8192
 
@@ -241,10 +238,9 @@ def replay_table() -> ReplayTable | None:
     if not _table_decided:
         with _table_lock:
             if not _table_decided:
-                max_bytes = streaming_option("STREAMING_REPLAY_BYTES", DEFAULT_BYTES)
+                max_bytes = int(conf.REPLAY_BYTES)
                 if max_bytes > 0:
-                    _table = ReplayTable(max_bytes, streaming_option("STREAMING_REPLAY_MAX_BODY", DEFAULT_MAX_BODY),
-                                         streaming_option("STREAMING_REPLAY_TTL", DEFAULT_TTL))
+                    _table = ReplayTable(max_bytes, int(conf.REPLAY_MAX_BODY), float(conf.REPLAY_TTL))
                 _table_decided = True
     return _table
 
