@@ -47,7 +47,6 @@ import os
 import select
 import socket
 import ssl
-import stat
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -58,8 +57,9 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from . import replay
 from . import splice as splicing
+from .bodies import Body, FileBody, FollowedBody, PipeBody, SpliceFill
 from .conf import conf
-from .follow import FollowAborted, GrowingFile
+from .follow import FollowAborted
 from .pipeline import F_SETPIPE_SZ, PIPE_SIZE, PipelineError
 
 logger = logging.getLogger("streaming.splice")
@@ -76,21 +76,11 @@ def stall_timeout() -> float:
     return float(conf.STALL_TIMEOUT)
 
 
-def is_fifo(filelike: object) -> bool:
-    try:
-        return stat.S_ISFIFO(os.fstat(filelike.fileno()).st_mode)
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
-def wait_for_output(filelike, stall: float) -> None:
+def wait_for_output(body: PipeBody, stall: float) -> None:
     """Until the pipe is readable (data or its end), for at most ``stall`` s and the pipeline's own deadline."""
-    deadline = time.monotonic() + stall
-    pipeline_deadline = getattr(filelike, "deadline", None)
-    if pipeline_deadline is not None and pipeline_deadline < deadline:
-        deadline = pipeline_deadline
+    deadline = min(time.monotonic() + stall, body.deadline)
     try:
-        splicing.wait_for(filelike.fileno(), select.POLLIN, deadline)
+        splicing.wait_for(body.fileno(), select.POLLIN, deadline)
     except splicing.Stalled:
         raise StreamAborted("the tool produced nothing in time") from None
 
@@ -101,22 +91,22 @@ class SpliceResponse(wsgi.Response):
     aborted = False
 
     def write_file(self, respiter) -> None:
-        filelike = respiter.filelike
-        if isinstance(filelike, GrowingFile):
-            self.send_body(filelike, lambda stall: self.copy_growing(filelike))
-            return
-        if not is_fifo(filelike):
-            self.offer_replay(filelike)
-            super().write_file(respiter)  # regular files: sendfile
-            return
-        splice = self.splice_for()
-        block_size = getattr(respiter, "blksize", PIPE_SIZE)
-        if splice is None:
-            self.send_body(filelike, lambda stall: self.copy_blocks(filelike, block_size, stall))
+        """Send the body the way its kind calls for (``streaming.bodies``); other objects go to gunicorn."""
+        body = respiter.filelike
+        if isinstance(body, PipeBody):
+            splice = self.splice_for()
+            if splice is None:
+                self.send_body(body, lambda stall: self.copy_blocks(body, respiter.blksize, stall))
+            else:
+                self.send_body(body, lambda stall: self.splice_body(body, splice, stall))
+        elif isinstance(body, FollowedBody):
+            self.send_body(body, lambda stall: self.copy_growing(body))
         else:
-            self.send_body(filelike, lambda stall: self.splice_body(filelike, splice, stall))
+            if isinstance(body, FileBody) and body.replay_source is not None:
+                self.offer_replay(body)
+            super().write_file(respiter)  # regular files: sendfile
 
-    def send_body(self, filelike, send: Callable[[float], None]) -> None:
+    def send_body(self, filelike: Body, send: Callable[[float], None]) -> None:
         """Headers, then ``send(stall)``; every way a body can fail ends the response with one log line."""
         stall = stall_timeout()
         self.send_headers()
@@ -138,14 +128,14 @@ class SpliceResponse(wsgi.Response):
         finally:
             self.sock.settimeout(None)
 
-    def copy_growing(self, filelike: GrowingFile) -> None:
+    def copy_growing(self, filelike: FollowedBody) -> None:
         """Another request's render as it grows (chunked by gunicorn, since the length is unknown)."""
         while chunk := filelike.read(PIPE_SIZE):
             self.write(chunk)
 
-    def offer_replay(self, filelike) -> None:
+    def offer_replay(self, filelike: FileBody) -> None:
         """Keep this response for ``streaming.replay`` if the app marked it and it is a plain 200."""
-        source = getattr(filelike, "replay_source", None)
+        source = filelike.replay_source
         if source is None or not self.replayable():
             return
         table = replay.replay_table()
@@ -173,8 +163,8 @@ class SpliceResponse(wsgi.Response):
             not_modified_headers=("".join(unchanged) + "\r\n").encode("latin-1"),
             body=body,
             etag=etag.encode("latin-1") if etag else None,
-            source=source[0],
-            identity=source[1],
+            source=source.path,
+            identity=source.identity,
             expires=time.monotonic() + table.ttl,
         ))
 
@@ -197,7 +187,7 @@ class SpliceResponse(wsgi.Response):
                     return False
         return True
 
-    def copy_blocks(self, filelike, block_size: int, stall: float) -> None:
+    def copy_blocks(self, filelike: PipeBody, block_size: int, stall: float) -> None:
         """Copy a pipe in ``block_size`` reads (gunicorn frames each write), waits bounded like splice's."""
         while True:
             wait_for_output(filelike, stall)
@@ -214,24 +204,22 @@ class SpliceResponse(wsgi.Response):
             return None
         return splicing.splice_function()
 
-    def abort(self, filelike: object, reason: str) -> None:
+    def abort(self, filelike: Body, reason: str) -> None:
         logger.info("stream ended early after %d bytes: %s", self.sent, reason)
         self.aborted = True
         self.force_close()
-        close = getattr(filelike, "close", None)
-        if close is not None:
-            close()
+        filelike.close()
 
     def close(self) -> None:
         if self.aborted:
             return
         super().close()
 
-    def splice_body(self, filelike, splice: splicing.SpliceCall, stall: float) -> None:
+    def splice_body(self, filelike: PipeBody, splice: splicing.SpliceCall, stall: float) -> None:
         """The one place spliced bodies are framed: chunked, fixed length or close-delimited."""
         src = filelike.fileno()
         sock_fd = self.sock.fileno()
-        fill = getattr(filelike, "fill", None)
+        fill = filelike.fill
         tee = TeeIntoFile(fill, stall) if fill is not None and splicing.tee_available() else None
         try:
             while True:
@@ -272,18 +260,16 @@ class SpliceResponse(wsgi.Response):
             return "chunked"
         return "content-length" if self.response_length is not None else "close-delimited"
 
-    def finish_body(self, filelike) -> None:
+    def finish_body(self, filelike: PipeBody) -> None:
         """At the end of the pipe: the tool must have succeeded and the length must be whole."""
         if self.response_length is not None and self.sent == self.response_length:
             wait_for_output(filelike, stall_timeout())  # its end, or more bytes than announced
             if splicing.available(filelike.fileno()):
                 raise StreamAborted("the tool wrote more than its Content-Length")
-        finish = getattr(filelike, "finish", None)
-        if finish is not None:
-            try:
-                finish()
-            except Exception as exc:  # any failure of the tool ends the stream the same way
-                raise StreamAborted(f"the tool failed: {exc}") from None
+        try:
+            filelike.finish()
+        except Exception as exc:  # any failure of the tool ends the stream the same way
+            raise StreamAborted(f"the tool failed: {exc}") from None
         if self.response_length is not None and self.sent < self.response_length:
             raise StreamAborted(f"the body ended {self.response_length - self.sent} bytes short")
 
@@ -296,7 +282,7 @@ class TeeIntoFile:
     finished for followers (``streaming.fill``) writes it once, not twice.
     """
 
-    def __init__(self, fill, stall: float) -> None:
+    def __init__(self, fill: SpliceFill, stall: float) -> None:
         self.fill = fill
         self.stall = stall
         self.read_end, self.write_end = os.pipe2(os.O_CLOEXEC)

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.utils.http import parse_http_date_safe
 
+from .bodies import FileBody
+
 BLOCK_SIZE = 1 << 20
 RANGE_RE = re.compile(r"^bytes=\s*(\d*)\s*-\s*(\d*)\s*$")
 
@@ -54,7 +56,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-class FileSlice:
+class FileSlice(FileBody):
     """``length`` bytes of an open file from ``offset``: fileno() for sendfile, a bounded read() otherwise."""
 
     def __init__(self, file, offset: int, length: int) -> None:
@@ -65,9 +67,6 @@ class FileSlice:
 
     def fileno(self) -> int:
         return self._file.fileno()
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = BLOCK_SIZE) -> bytes:
         if self._left <= 0:

@@ -43,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
+from .bodies import FileBody, Identity, ReplaySource
 from .conf import conf
 
 ENTRY_OVERHEAD = 512  # the key, the object and the dict slot, roughly
@@ -62,9 +63,6 @@ APP_ONLY_HEADERS = frozenset({
 })
 METHODS = (b"GET", b"HEAD")
 
-Identity = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
-
-
 def identity_of(path: str) -> Identity | None:
     """What a file is right now (following symlinks), or None when it is gone."""
     try:
@@ -74,10 +72,15 @@ def identity_of(path: str) -> Identity | None:
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def mark_replayable(body: object, path: str, identity: Identity) -> None:
+def mark_replayable(body: FileBody, path: str, identity: Identity) -> None:
     """Let the worker keep this response: its bytes follow from the request and the file at ``path``,
-    which was ``identity`` when the response was made (every replay checks it still is)."""
-    body.replay_source = (path, identity)
+    which was ``identity`` when the response was made (every replay checks it still is).
+
+    Only file bodies can be replayed (a pipe's bytes are gone once sent), so anything else is a bug.
+    """
+    if not isinstance(body, FileBody):
+        raise TypeError(f"only a FileBody can be replayed, not {type(body).__name__}")
+    body.replay_source = ReplaySource(path, identity)
 
 
 @dataclass(slots=True)
