@@ -2,9 +2,10 @@
 
 gunicorn hands a ``wsgi.file_wrapper`` body to ``Response.write_file()``, which
 tries ``sendfile`` (refused for pipes: ESPIPE) and then copies the body through
-Python in small blocks. ``SpliceResponse`` adds a path in front of that: when the
-body's ``fileno()`` is a FIFO (our ``Pipeline``), the bytes go from the pipe to
-the socket with splice(2) and never enter Python. Framing stays correct:
+Python in small blocks. ``SpliceResponse`` adds a path in front of that, chosen by
+the body's kind (``streaming.bodies``): for a ``PipeBody`` (our ``Pipeline`` and
+``TeedPipeline``) the bytes go from the pipe to the socket with splice(2) and
+never enter Python. Framing stays correct:
 
 - HTTP/1.1 without Content-Length: chunked, each chunk sized by FIONREAD and then
   exactly that many bytes spliced;
@@ -12,13 +13,15 @@ the socket with splice(2) and never enter Python. Framing stays correct:
   pipe ends early;
 - HTTP/1.0: close-delimited.
 
-When the body carries a ``fill`` (a cache file being written beside the stream,
+When the pipe body carries a ``fill`` (a cache file being written beside the stream,
 see ``streaming.fill``), each chunk is first tee(2)'d into a private pipe and
 spliced from there into the file, so the cache fill is zero-copy too.
 
 Pipes that cannot be spliced (TLS, splice turned off) are copied in the body's
-block size (1 MiB for ``PipeResponse``) under the same timeouts and endings;
-regular files keep gunicorn's own path (sendfile); HTTP/2 never reaches this class.
+block size (1 MiB for ``PipeResponse``) under the same timeouts and endings; a
+``FollowedBody`` (another request's render as it grows) is read and sent the same
+way; a ``FileBody`` and anything else keep gunicorn's own path (sendfile); HTTP/2
+never reaches this class.
 
 Every wait is bounded by ``STREAMING_STALL_TIMEOUT`` (and a ``Pipeline``'s own
 deadline): gunicorn has no send timeout, so without it a client that stops
@@ -28,9 +31,9 @@ and reaping the tool's process group), the connection is closed, and no
 chunked terminator is sent, so the client can tell the body is incomplete.
 
 Small file responses the app marked replayable (a cached thumbnail, a small
-original) are kept per worker and answered again from the event loop when the
-same request comes back on a kept-alive connection, without a thread or the
-app: see ``streaming.replay`` for what is kept and why that is safe.
+original) are offered to ``streaming.replay`` (what is kept, and why that is
+safe) and answered again by ``streaming.replay_loop`` from the event loop when the
+same request comes back on a kept-alive connection, without a thread or the app.
 
 The class name must not end in ``SyncWorker`` (gunicorn swaps those for gthread),
 and the Response is installed in ``init_process()`` because
@@ -49,8 +52,6 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from datetime import timedelta
-from types import SimpleNamespace
 
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import ThreadWorker
@@ -61,6 +62,7 @@ from .bodies import Body, FileBody, FollowedBody, PipeBody, SpliceFill
 from .conf import conf
 from .follow import FollowAborted
 from .pipeline import F_SETPIPE_SZ, PIPE_SIZE, PipelineError
+from .replay_loop import LoopReplies
 
 logger = logging.getLogger("streaming.splice")
 
@@ -103,7 +105,7 @@ class SpliceResponse(wsgi.Response):
             self.send_body(body, lambda stall: self.copy_growing(body))
         else:
             if isinstance(body, FileBody) and body.replay_source is not None:
-                self.offer_replay(body)
+                replay.offer(self, body)
             super().write_file(respiter)  # regular files: sendfile
 
     def send_body(self, filelike: Body, send: Callable[[float], None]) -> None:
@@ -132,60 +134,6 @@ class SpliceResponse(wsgi.Response):
         """Another request's render as it grows (chunked by gunicorn, since the length is unknown)."""
         while chunk := filelike.read(PIPE_SIZE):
             self.write(chunk)
-
-    def offer_replay(self, filelike: FileBody) -> None:
-        """Keep this response for ``streaming.replay`` if the app marked it and it is a plain 200."""
-        source = filelike.replay_source
-        if source is None or not self.replayable():
-            return
-        table = replay.replay_table()
-        if table is None:
-            return
-        key = replay.request_key(
-            self.req.uri.encode("latin-1"),
-            ((name.encode("latin-1"), value.encode("latin-1")) for name, value in self.req.headers),
-        )
-        length = self.response_length
-        if key is None or length is None or not table.wants(key, length):
-            return
-        fd = filelike.fileno()
-        body = os.pread(fd, length, os.lseek(fd, 0, os.SEEK_CUR))
-        if len(body) != length:
-            return
-        server = f"Server: {self.version}\r\n".encode("latin-1")
-        headers = [f"{name}: {value}\r\n" for name, value in self.headers]
-        unchanged = [line for line in headers if line.split(":", 1)[0].lower() not in BODY_HEADERS]
-        etag = next((value for name, value in self.headers if name.lower() == "etag"), None)
-        table.keep(key, replay.Replay(
-            ok_head=b"HTTP/1.1 " + self.status.encode("latin-1") + b"\r\n" + server,
-            not_modified_head=b"HTTP/1.1 304 Not Modified\r\n" + server,
-            headers=("".join(headers) + "\r\n").encode("latin-1"),
-            not_modified_headers=("".join(unchanged) + "\r\n").encode("latin-1"),
-            body=body,
-            etag=etag.encode("latin-1") if etag else None,
-            source=source.path,
-            identity=source.identity,
-            expires=time.monotonic() + table.ttl,
-        ))
-
-    def replayable(self) -> bool:
-        """A whole 200 to a kept-alive HTTP/1.1 GET, not varying on a header replays ignore."""
-        if (
-            self.req.method != "GET"
-            or self.req.version != (1, 1)
-            or self.status_code != 200
-            or self.chunked
-            or self.upgrade
-            or self.should_close()
-            or self.cfg.is_ssl
-        ):
-            return False
-        for name, value in self.headers:
-            if name.lower() == "vary":
-                varies = {part.strip().upper().encode("latin-1") for part in value.split(",")}
-                if b"*" in varies or varies & replay.IGNORED_HEADERS:
-                    return False
-        return True
 
     def copy_blocks(self, filelike: PipeBody, block_size: int, stall: float) -> None:
         """Copy a pipe in ``block_size`` reads (gunicorn frames each write), waits bounded like splice's."""
@@ -317,114 +265,13 @@ class TeeIntoFile:
 
 class SpliceThreadWorker(ThreadWorker):
     """gthread, with ``SpliceResponse`` as the HTTP/1.x response class of this process,
-    and replays of kept responses answered from the event loop."""
+    and replays of kept responses answered from the event loop (``streaming.replay_loop``)."""
 
     def init_process(self) -> None:
         wsgi.Response = SpliceResponse
-        self.date_line = replay.DateLine()
+        self.replies = LoopReplies(self)
         super().init_process()
 
     def on_client_socket_readable(self, conn, client) -> None:
-        if not self.replay(conn):
+        if not self.replies.answer(conn):
             super().on_client_socket_readable(conn, client)
-
-    def replay(self, conn) -> bool:
-        """Answer a kept-alive connection's request from the replay table; False hands it to a thread.
-
-        Runs on the event loop, so it never blocks: one non-blocking recv and one
-        non-blocking send, and a response the socket cannot take at once has its
-        rest sent by a thread. Bytes read for a request that is not replayed are
-        handed back to gunicorn's parser.
-        """
-        table = replay.current_table()
-        if not table or not self.alive or conn.is_http2 or self.cfg.is_ssl:
-            return False  # (an empty table: nothing to find, so the request is not even read here)
-        try:
-            data = conn.sock.recv(replay.MAX_REQUEST)
-        except BlockingIOError:
-            return True  # woken for nothing: stay in the poller
-        except OSError:
-            return False  # the thread meets the same error and closes the connection
-        if not data:
-            return False
-        request = replay.parse_request(data)
-        entry = table.find(request.key) if request is not None else None
-        if entry is None:
-            conn.parser.unreader.unread(data)
-            return False
-        started = time.monotonic()
-        common = self.date_line.line() + KEEP_ALIVE
-        if request.if_none_match is not None and entry.matches_etag(request.if_none_match):
-            status, payload = 304, entry.not_modified_head + common + entry.not_modified_headers
-        elif request.head_only:
-            status, payload = 200, entry.ok_head + common + entry.headers
-        else:
-            status, payload = 200, entry.ok_head + common + entry.headers + entry.body
-        self.log.debug("replayed a kept response: %d", status)  # before the send, so tests can count it
-        try:
-            sent = conn.sock.send(payload)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self.drop_keepalived(conn)
-            return True
-        self.count_request()
-        if self.log.access_log_enabled:
-            self.log_replay(conn, request, status, payload, started)
-        self.keepalived_conns.remove(conn)
-        if sent < len(payload):
-            self.poller.unregister(conn.sock)
-            future = self.tpool.submit(send_rest, conn, payload[sent:])
-            future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
-            return True
-        conn.set_timeout()
-        self.keepalived_conns.append(conn)
-        return True
-
-    def count_request(self) -> None:
-        """What gthread's handle_request does per request: count it towards max_requests."""
-        self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
-            self.log.info("Autorestarting worker after current request.")
-            self.alive = False
-
-    def drop_keepalived(self, conn) -> None:
-        self.poller.unregister(conn.sock)
-        self.keepalived_conns.remove(conn)
-        self.nr_conns -= 1
-        conn.close()
-
-    def log_replay(self, conn, request: replay.ReplayRequest, status: int, payload: bytes, started: float) -> None:
-        """One access-log line, as gunicorn writes for the app's responses."""
-        method, target, protocol = (part.decode("latin-1") for part in request.request_line)
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers]
-        path, _, query = target.partition("?")
-        environ = {
-            "REMOTE_ADDR": conn.client[0] if isinstance(conn.client, tuple) else str(conn.client),
-            "REQUEST_METHOD": method, "RAW_URI": target, "PATH_INFO": path, "QUERY_STRING": query,
-            "SERVER_PROTOCOL": protocol,
-        }
-        for name, value in headers:
-            environ["HTTP_" + name.replace("-", "_")] = value
-        body = len(payload) - payload.find(b"\r\n\r\n") - 4
-        resp = SimpleNamespace(status=f"{status} {'OK' if status == 200 else 'Not Modified'}", sent=body,
-                               headers=[])
-        elapsed = timedelta(seconds=time.monotonic() - started)
-        self.log.access(resp, SimpleNamespace(headers=headers), environ, elapsed)
-
-
-KEEP_ALIVE = b"Connection: keep-alive\r\n"
-BODY_HEADERS = frozenset({"content-type", "content-length", "accept-ranges", "content-disposition", "content-encoding"})
-
-
-def send_rest(conn, rest: bytes) -> bool:
-    """In a thread: the part of a replay the socket could not take at once; True keeps the connection."""
-    conn.sock.setblocking(True)
-    conn.sock.settimeout(stall_timeout())
-    try:
-        conn.sock.sendall(rest)
-    except OSError:
-        return False
-    finally:
-        conn.sock.settimeout(None)
-    return True
