@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..conf import conf as streaming_conf
 from ..pipeline import Pipeline, PipelineError
+from .conf import conf
 from .jpeg_splitter import JpegSplitter
 
 QUIET = ["-nostdin", "-hide_banner", "-loglevel", "error"]
@@ -195,7 +196,7 @@ class FfmpegSource(Source):
         raise SourceError(f"unknown source kind {self.kind!r}")
 
     def frames(self, stop: threading.Event) -> Iterator[bytes]:
-        stall = float(settings.CAMERAS_STALL_TIMEOUT)
+        stall = conf.CAMERAS_STALL_TIMEOUT
         try:
             pipeline = Pipeline([self.argv()], deadline=FOREVER)
         except OSError as exc:

@@ -16,7 +16,6 @@ import threading
 import time
 from functools import partial, wraps
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
@@ -24,6 +23,7 @@ from redis.exceptions import RedisError
 
 from ..limits import Saturated, WorkSlots
 from . import bus
+from .conf import conf
 from .fanout import Feed, TooManyViewers, Viewer, feed_for
 from .mjpeg import CONTENT_TYPE, MjpegStream
 from .registry import Camera, cameras, get_camera
@@ -59,7 +59,7 @@ def stream_slots() -> WorkSlots:
     global _slots
     with _slots_lock:
         if _slots is None:
-            _slots = WorkSlots(int(settings.CAMERAS_WORKER_STREAMS))
+            _slots = WorkSlots(conf.CAMERAS_WORKER_STREAMS)
         return _slots
 
 
@@ -170,7 +170,7 @@ def stream(request: HttpRequest, name: str) -> HttpResponse:
 
     body = MjpegStream(
         partial(feed.next_part, viewer), finished, first=first, max_fps=max_fps,
-        silence=float(settings.CAMERAS_STALL_TIMEOUT) + 5,
+        silence=conf.CAMERAS_STALL_TIMEOUT + 5,
     )
     response = StreamingHttpResponse(body, content_type=CONTENT_TYPE)
     response["Cache-Control"] = NO_STORE
@@ -232,7 +232,7 @@ def start_viewing(camera: Camera) -> tuple[Feed, Viewer, bytes]:
     except TooManyViewers:
         raise CameraError(503, "too_many_viewers", f"{camera.name} has its maximum of viewers",
                           retry_after=10, camera=camera.name) from None
-    timeout = float(settings.CAMERAS_FIRST_FRAME_TIMEOUT)
+    timeout = conf.CAMERAS_FIRST_FRAME_TIMEOUT
     try:
         first = feed.next_part(viewer, timeout)
     except BaseException:
@@ -242,14 +242,14 @@ def start_viewing(camera: Camera) -> tuple[Feed, Viewer, bytes]:
         return feed, viewer, first
     feed.detach(viewer)
     message = first if isinstance(first, str) else f"no frame within {timeout:g} s"
-    raise CameraError(503, "camera_unavailable", message, retry_after=int(settings.CAMERAS_RESTART_BACKOFF) or 1,
+    raise CameraError(503, "camera_unavailable", message, retry_after=int(conf.CAMERAS_RESTART_BACKOFF) or 1,
                       camera=camera.name)
 
 
 def limit_send_time(request: HttpRequest) -> socket.socket | None:
     """gunicorn has no send timeout: a client that stops reading would pin this thread forever."""
     sock = request.META.get("gunicorn.socket")
-    seconds = int(settings.CAMERAS_SEND_TIMEOUT)
+    seconds = conf.CAMERAS_SEND_TIMEOUT
     if sock is None or seconds <= 0 or not request.META.get("SERVER_PROTOCOL", "").startswith("HTTP/1"):
         return None  # under HTTP/2 the socket is the whole shared connection: leave it alone
     try:
