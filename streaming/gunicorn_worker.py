@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable
 
 from gunicorn.http import wsgi
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from . import replay
 from . import splice as splicing
@@ -92,7 +92,7 @@ class SpliceResponse(wsgi.Response):
 
     aborted = False
 
-    def write_file(self, respiter) -> None:
+    def write_file(self, respiter: wsgi.FileWrapper) -> None:
         """Send the body the way its kind calls for (``streaming.bodies``); other objects go to gunicorn."""
         body = respiter.filelike
         if isinstance(body, PipeBody):
@@ -153,12 +153,14 @@ class SpliceResponse(wsgi.Response):
         return splicing.splice_function()
 
     def abort(self, filelike: Body, reason: str) -> None:
+        """End the response here: one log line, the connection closed, the body (and its tool) closed now."""
         logger.info("stream ended early after %d bytes: %s", self.sent, reason)
         self.aborted = True
         self.force_close()
         filelike.close()
 
     def close(self) -> None:
+        """No chunked terminator after an abort: the client must see that the body is incomplete."""
         if self.aborted:
             return
         super().close()
@@ -204,6 +206,7 @@ class SpliceResponse(wsgi.Response):
                      " and tee'd them into a file" if tee is not None else "")
 
     def framing(self) -> str:
+        """How this body is delimited, for the debug line that tests and operators read."""
         if self.chunked:
             return "chunked"
         return "content-length" if self.response_length is not None else "close-delimited"
@@ -240,6 +243,7 @@ class TeeIntoFile:
             pass
 
     def splice(self, splice: splicing.SpliceCall, src: int, sock_fd: int, count: int, flags: int) -> int:
+        """Send ``count`` bytes of ``src`` to the socket and the same bytes to the file; returns bytes sent."""
         sent = 0
         while sent < count:
             copied = splicing.tee(src, self.write_end, count - sent, 0)
@@ -268,10 +272,12 @@ class SpliceThreadWorker(ThreadWorker):
     and replays of kept responses answered from the event loop (``streaming.replay_loop``)."""
 
     def init_process(self) -> None:
+        """Install the Response here: gunicorn.http.wsgi.create() looks it up on every request."""
         wsgi.Response = SpliceResponse
         self.replies = LoopReplies(self)
         super().init_process()
 
-    def on_client_socket_readable(self, conn, client) -> None:
+    def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
+        """A kept-alive connection spoke: a replay answers it on the loop, anything else goes to a thread."""
         if not self.replies.answer(conn):
             super().on_client_socket_readable(conn, client)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import BinaryIO
 
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.utils.http import parse_http_date_safe
@@ -59,7 +60,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 class FileSlice(FileBody):
     """``length`` bytes of an open file from ``offset``: fileno() for sendfile, a bounded read() otherwise."""
 
-    def __init__(self, file, offset: int, length: int) -> None:
+    def __init__(self, file: BinaryIO, offset: int, length: int) -> None:
         self._file = file
         self.length = length
         self._left = length
@@ -94,7 +95,7 @@ def if_range_allows(request: HttpRequest, etag: str | None, last_modified: float
 
 def file_response(
     request: HttpRequest,
-    file,
+    file: BinaryIO,
     *,
     size: int,
     content_type: str,

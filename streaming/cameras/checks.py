@@ -22,7 +22,8 @@ from .sources import SourceError, contained_path
 
 
 @checks.register()
-def check_cameras(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_cameras(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    """Parse CAMERAS and look for each source's tool, file or device, so mistakes show at start-up."""
     try:
         cameras = parse(conf.CAMERAS)
     except ImproperlyConfigured as exc:

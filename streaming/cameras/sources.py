@@ -45,6 +45,7 @@ URL_PROTOCOLS = {
     "https": "https,http,tls,tcp,pipe",
 }
 CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
 class SourceError(Exception):
@@ -141,7 +142,8 @@ class EmulatedSource(Source):
                 due = start + index * interval
             stop.wait(max(0.0, due - now))
 
-    def draw(self, background: Image.Image, index: int, font, small) -> bytes:
+    def draw(self, background: Image.Image, index: int, font: Font, small: Font) -> bytes:
+        """Frame ``index``: its bar, ball, clock and counter move, so a viewer can see the stream is live."""
         width, height = self.size
         image = background.copy()
         draw = ImageDraw.Draw(image)
@@ -170,7 +172,7 @@ class EmulatedSource(Source):
         return Image.merge("RGB", (red, green, blue))
 
 
-def _font(size: int):
+def _font(size: int) -> Font:
     try:
         return ImageFont.truetype(FONT_PATH, size)
     except OSError:
