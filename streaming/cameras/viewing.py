@@ -13,29 +13,19 @@ import fcntl
 import socket
 import struct
 import termios
-import threading
 import time
 
 from django.http import HttpRequest
 
-from ..limits import Saturated, Slot, WorkSlots
+from ..limits import Saturated, Slot, process_slots
 from . import bus
 from .conf import conf
 from .errors import CameraUnavailable, StreamsFull, ViewersFull
 from .fanout import Feed, TooManyViewers, Viewer, feed_for
 from .registry import Camera
 
-_slots: WorkSlots | None = None
-_slots_lock = threading.Lock()
-
-
-def stream_slots() -> WorkSlots:
-    """This worker's stream slots: long-lived camera responses may hold at most this many threads."""
-    global _slots
-    with _slots_lock:
-        if _slots is None:
-            _slots = WorkSlots(conf.CAMERAS_WORKER_STREAMS)
-        return _slots
+# This worker's stream slots: long-lived camera responses may hold at most this many threads.
+stream_slots = process_slots(lambda: conf.CAMERAS_WORKER_STREAMS)
 
 
 def take_stream_slot() -> Slot:
