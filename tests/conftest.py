@@ -118,6 +118,25 @@ def same_open_fd_count(pid: int | str = "self", settle: float = 3.0) -> Iterator
     assert open_fds(pid) <= before, f"fd leak: {before} -> {open_fds(pid)}"
 
 
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` s: a server a test started is gone when the test ends."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def read_body(response) -> bytes:
+    """The whole body of a Django test-client response, streamed or not, and the response closed
+    (which is what ends a pipeline and releases its work slot)."""
+    try:
+        return b"".join(response.streaming_content) if response.streaming else response.content
+    finally:
+        response.close()
+
+
 class Gunicorn:
     """A real gunicorn serving the project on a free loopback port."""
 
@@ -162,12 +181,7 @@ class Gunicorn:
         return [pid for pid in children(self.process.pid) if _cmdline(pid).find("gunicorn") >= 0]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=15)
         self.log.close()
 
 
@@ -196,6 +210,20 @@ def gunicorn_factory(tmp_path: Path) -> Iterator:
     yield start
     for server in started:
         server.stop()
+
+
+def start_test_views(gunicorn_factory, tmp_path: Path, workers: int = 1, threads: int = 8, **env: str) -> Gunicorn:
+    """gunicorn serving the test-only pipe views (``tests.splice_urls``) over <tmp>/media, logging at DEBUG."""
+    return gunicorn_factory(
+        {"MEDIA_ROOT": str(tmp_path / "media"), "DJANGO_SETTINGS_MODULE": "tests.splice_settings", "LOG_LEVEL": "DEBUG",
+         **env},
+        workers=workers, threads=threads,
+    )
+
+
+def log_text(tmp_path: Path) -> str:
+    """Everything the gunicorns of this test logged (``gunicorn_factory`` writes <tmp>/gunicorn-N.log)."""
+    return "\n".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("gunicorn-*.log")))
 
 
 @pytest.fixture
@@ -246,12 +274,7 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=5)
 
 
 @pytest.fixture(scope="session")
