@@ -1,10 +1,10 @@
 """One lookup for every app's settings: a table of defaults per app, read once per process.
 
 Each app declares its settings once, in a table of names and defaults (``transforms.conf``,
-``transforms.renders.conf``, ``streaming.conf`` below). That table is the only place a
-default is written: ``mediasite/settings.py`` sets a name only when its environment
-variable is present (``from_environment``, which casts to the default's type), and code
-reads ``conf.NAME`` when it runs. A value is looked up once per process and kept; Django's
+``transforms.renders.conf``, ``streaming.cameras.conf``, ``streaming.conf`` below). That
+table is the only place a default is written: ``mediasite/settings.py`` sets a name only
+when its environment variable is present (``from_environment``, which casts to the
+default's type), and code reads ``conf.NAME`` when it runs. A value is looked up once per process and kept; Django's
 ``setting_changed`` (sent by ``override_settings`` and pytest-django's ``settings``
 fixture) empties the kept values, so tests see their overrides. Before Django is configured
 (gunicorn's hooks, a bench script) the defaults apply.
