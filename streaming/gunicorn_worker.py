@@ -106,7 +106,7 @@ class SpliceResponse(wsgi.Response):
         else:
             if isinstance(body, FileBody) and body.replay_source is not None:
                 replay.offer(self, body)
-            super().write_file(respiter)  # regular files: sendfile
+            super().write_file(respiter)  # regular files: gunicorn's own path (sendfile where it is on)
 
     def send_body(self, filelike: Body, send: Callable[[float], None]) -> None:
         """Headers, then ``send(stall)``; every way a body can fail ends the response with one log line."""
