@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import media
 from bench.procfs import cpu_seconds, descendants, free_port
 from bench.zerocopy import PROJECT
 
@@ -76,6 +77,39 @@ def wait_for(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def start_gunicorn(app: str, env: dict[str, str], port: int) -> subprocess.Popen:
+    """The repo's gunicorn config (``mediasite/gunicorn.conf.py``) serving ``app`` on ``port``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", app],
+        cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+    )
+
+
+def make_root() -> Path:
+    """A fresh folder nginx may read: tmp/, static/, and media/ holding the 1920x1080 source photo."""
+    root = Path(tempfile.mkdtemp(prefix="mediasite-bench-"))
+    root.chmod(0o755)
+    (root / "tmp").mkdir()
+    (root / "static").mkdir()
+    media.save(media.photo(1920, 1080), root / "media" / "photo.jpg", quality=90)
+    return root
+
+
+def report(runs: dict[str, list[tuple[float, float]]], body: bytes, seconds: int, cores: int) -> None:
+    """The Markdown table of docs/benchmarks.md: medians of requests/s and of server CPU per request."""
+    rates = {name: statistics.median(rate for rate, _ in results) for name, results in runs.items()}
+    nginx_rate = next(rate for name, rate in rates.items() if name.startswith("nginx"))
+    count = len(next(iter(runs.values())))
+    print(f"\nCached 300x200 thumbnail ({len(body)} bytes), wrk -t2 -c32 -d{seconds}s, "
+          f"median of {count} runs, {cores} cores shared by client and server\n")
+    print("| server | requests/s | % of nginx | server CPU µs per request |")
+    print("|---|---|---|---|")
+    for name, results in runs.items():
+        cpu = statistics.median(micros for _, micros in results)
+        print(f"| {name} | {rates[name]:.0f} | {100 * rates[name] / nginx_rate:.0f}% | {cpu:.0f} |")
+
+
 def main() -> None:
     import argparse
 
@@ -86,38 +120,14 @@ def main() -> None:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         sys.exit("nginx is needed for this comparison: apt-get install nginx-light")
-    root = Path(tempfile.mkdtemp(prefix="mediasite-bench-"))
-    root.chmod(0o755)
-    (root / "tmp").mkdir()
-    (root / "static").mkdir()
-    media = root / "media"
-    media.mkdir()
-    sys.path.insert(0, str(PROJECT))
-    from tests import media_factory
-
-    media_factory.save(media_factory.photo(1920, 1080), media / "photo.jpg", quality=90)
+    root = make_root()
     cores = os.cpu_count() or 1
-    gunicorn_port, nginx_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MEDIA_ROOT": str(media),
-        "TRANSFORMS_CACHE_DIR": str(root / "cache"),
-        "GUNICORN_BIND": f"127.0.0.1:{gunicorn_port}",
-        "GUNICORN_WORKERS": str(cores),
-        "GUNICORN_ACCESSLOG": "",
-        "GUNICORN_LOGLEVEL": "warning",
-        "LOG_LEVEL": "WARNING",
-    }
-    gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "mediasite.wsgi"],
-        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    django_port = free_port()
-    through_django = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "mediasite.wsgi"],
-        cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**env, "GUNICORN_BIND": f"127.0.0.1:{django_port}", "STREAMING_REPLAY_BYTES": "0"},
-    )
+    gunicorn_port, django_port, nginx_port, floor_port = free_port(), free_port(), free_port(), free_port()
+    env = {**os.environ, "MEDIA_ROOT": str(root / "media"), "TRANSFORMS_CACHE_DIR": str(root / "cache"),
+           "GUNICORN_WORKERS": str(cores), "GUNICORN_ACCESSLOG": "", "GUNICORN_LOGLEVEL": "warning",
+           "LOG_LEVEL": "WARNING"}
+    gunicorn = start_gunicorn("mediasite.wsgi", env, gunicorn_port)
+    through_django = start_gunicorn("mediasite.wsgi", {**env, "STREAMING_REPLAY_BYTES": "0"}, django_port)
     (root / "nginx.conf").write_text(NGINX_CONF.format(workers=cores, root=root, port=nginx_port))
     server = subprocess.Popen([nginx, "-p", str(root), "-c", str(root / "nginx.conf")])
     floor = None
@@ -131,13 +141,8 @@ def main() -> None:
         (root / "static" / "thumb.jpg").write_bytes(body)
         static = f"http://127.0.0.1:{nginx_port}/thumb.jpg"
         wait_for(static)
-        floor_port = free_port()
-        floor = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "bench.static_wsgi"],
-            cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**env, "GUNICORN_BIND": f"127.0.0.1:{floor_port}",
-                 "BENCH_STATIC_FILE": str(root / "static" / "thumb.jpg")},
-        )
+        floor = start_gunicorn("bench.static_wsgi", {**env, "BENCH_STATIC_FILE": str(root / "static" / "thumb.jpg")},
+                               floor_port)
         bare = f"http://127.0.0.1:{floor_port}/thumb.jpg"
         wait_for(bare)
         for url in (thumb, thumb_via_django):
@@ -153,15 +158,7 @@ def main() -> None:
         for _ in range(args.runs):
             for name, (url, process) in rows.items():
                 runs[name].append(wrk(url, args.seconds, process))
-        rates = {name: statistics.median(rate for rate, _ in results) for name, results in runs.items()}
-        nginx_rate = next(rate for name, rate in rates.items() if name.startswith("nginx"))
-        print(f"\nCached 300x200 thumbnail ({len(body)} bytes), wrk -t2 -c32 -d{args.seconds}s, "
-              f"median of {args.runs} runs, {cores} cores shared by client and server\n")
-        print("| server | requests/s | % of nginx | server CPU µs per request |")
-        print("|---|---|---|---|")
-        for name, results in runs.items():
-            cpu = statistics.median(micros for _, micros in results)
-            print(f"| {name} | {rates[name]:.0f} | {100 * rates[name] / nginx_rate:.0f}% | {cpu:.0f} |")
+        report(runs, body, args.seconds, cores)
     finally:
         for process in (floor, server, gunicorn, through_django):
             if process is not None:

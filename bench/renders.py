@@ -48,7 +48,7 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def make_sources(root: Path) -> None:
-    from tests import media_factory
+    from bench import media as media_factory  # bench makes its own inputs; it does not import tests/
 
     media_factory.clip(root / "intro.mp4", seconds=4, size="1280x720", fps=24)
     media_factory.save(media_factory.photo(1920, 1080), root / "photo.jpg", quality=90)

@@ -3,7 +3,7 @@
     flock /tmp/mediasite-bench.lock .venv/bin/python bench/video.py [--runs 5]
 
 Makes a 10 s 1280x720 clip (testsrc2 + tone), starts gunicorn on a free loopback
-port, then, alternating so that drift hits both sides alike:
+port with the result cache off, then, alternating so that drift hits both sides alike:
 
 - direct: the exact argv the ffmpeg engine builds for the request, stdout to /dev/null
   (and once more with stdout read from a pipe, for ffmpeg's own time to first byte);
@@ -11,10 +11,13 @@ port, then, alternating so that drift hits both sides alike:
 
 It prints medians (and min..max) of time to first byte and total time, the service's
 overhead over ffmpeg alone, and the cost of a cold frame grab next to ffmpeg's bare
-start-up (``ffmpeg -version``), ffprobe, and the same frame-grab command run directly;
-then the same frame-grab URL repeated (a result-cache hit where the cache exists).
+start-up (``ffmpeg -version``), ffprobe, and the same frame-grab command run directly.
 Each transcode and cold grab gets a URL of its own (``bg`` varies, which changes the
-URL but not the argv), so a result cache cannot turn them into hits.
+URL but not the argv), and the cache is off, so each one runs ffmpeg.
+
+Last, a result-cache hit: a second gunicorn with the cache on (replays off) renders the
+frame-grab URL once, a Range request proves the next answer comes from the cache file
+(a 206; a live render has no ranges), and the same URL is timed again.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
+from bench.media import clip  # noqa: E402
 from bench.procfs import free_port  # noqa: E402
 
 TRANSCODES = [
@@ -48,25 +52,6 @@ def unique(run: int) -> str:
     """A parameter that changes the URL (so a result cache, where present, misses) but not ffmpeg's argv:
     ``bg`` is only used by fit=pad."""
     return f"bg=0000{run:02x}"
-
-
-def cache_state() -> str:
-    try:
-        import transforms.cache  # noqa: F401
-    except ImportError:
-        return "no result cache in this checkout: made again each time"
-    return "a result-cache hit"
-
-
-def make_clip(path: Path) -> None:
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=10",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-         "-movflags", "+faststart", str(path)],
-        check=True, timeout=120,
-    )  # fmt: skip
 
 
 def engine_argv(media_root: Path, name: str, query: str) -> list[str]:
@@ -137,6 +122,95 @@ def summary(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:7.0f} ms ({min(values) * 1000:.0f}..{max(values) * 1000:.0f})"
 
 
+def start_server(media: Path, cache: Path | None) -> tuple[subprocess.Popen, int]:
+    """gunicorn (one worker) on a free port: the result cache off, or on in ``cache`` with replays off.
+
+    With the cache off every request transcodes live (a cached result would be a file send);
+    replays are off where it is on, so a repeated request is a cache hit through Django.
+    """
+    port = free_port()
+    env = {**os.environ, "MEDIA_ROOT": str(media), "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1",
+           "GUNICORN_ACCESSLOG": "", "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}  # fmt: skip
+    if cache is None:
+        env["TRANSFORMS_CACHE"] = "0"
+    else:
+        env.update(TRANSFORMS_CACHE="1", TRANSFORMS_CACHE_DIR=str(cache), STREAMING_REPLAY_BYTES="0")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "mediasite.wsgi"],
+        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_ready(port, server)
+    return server, port
+
+
+def compare_transcodes(media: Path, port: int, runs: int) -> None:
+    """Each transcode run by ffmpeg alone and through the service, alternately; one table row each."""
+    print(f"{'transcode':36} {'ffmpeg TTFB':>22} {'service TTFB':>22} {'ffmpeg total':>22} "
+          f"{'service total':>22} {'overhead':>9} {'(of mins)':>9}")  # fmt: skip
+    for label, query in TRANSCODES:
+        argv = engine_argv(media, "clip.mp4", query)
+        direct_first, direct_total, service_first, service_total = [], [], [], []
+        for run in range(runs):
+            first, total = run_direct(argv)
+            direct_first.append(first)
+            direct_total.append(total)
+            first, total, _size = run_service(port, f"/clip.mp4?{query}&{unique(run)}")
+            service_first.append(first)
+            service_total.append(total)
+        overhead = statistics.median(service_total) / statistics.median(direct_total) - 1
+        best = min(service_total) / min(direct_total) - 1
+        print(f"{label:36} {summary(direct_first):>22} {summary(service_first):>22} "
+              f"{summary(direct_total):>22} {summary(service_total):>22} {overhead:+8.1%} {best:+8.1%}")
+
+
+def compare_frame_grabs(media: Path, port: int, runs: int) -> None:
+    """A cold frame grab through the service next to what it is made of: start-up, ffprobe, ffmpeg."""
+    bare, probes, direct_frames, service_frames = [], [], [], []
+    frame_argv = engine_argv(media, "clip.mp4", FRAME)
+    from transforms.probe import probe_command
+    from transforms.sources import resolve
+
+    probe_argv = probe_command(resolve("clip.mp4"))
+    for _ in range(runs * 2):
+        started = time.perf_counter()
+        subprocess.run(["ffmpeg", "-hide_banner", "-version"], stdout=subprocess.DEVNULL, check=True)
+        bare.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        subprocess.run(probe_argv, stdout=subprocess.DEVNULL, check=True)
+        probes.append(time.perf_counter() - started)
+        direct_frames.append(run_direct(frame_argv)[1])
+        service_frames.append(run_service(port, f"/clip.mp4?{FRAME}&{unique(100 + len(probes))}")[1])
+    print(f"\ncold frame grab ({FRAME}, a new URL each run, the cache off: never a cache hit), {runs * 2} runs:")
+    print(f"  ffmpeg -version (bare start-up)           {summary(bare)}")
+    print(f"  ffprobe of the source (first request)     {summary(probes)}")
+    print(f"  ffmpeg frame-grab command alone           {summary(direct_frames)}")
+    print(f"  through the service (probe kept, + HTTP)  {summary(service_frames)}")
+
+
+def range_status(port: int, path: str) -> int:
+    """The status of ``Range: bytes=0-0`` for ``path``: 206 only when the answer is a stored file."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    connection.request("GET", path, headers={"Range": "bytes=0-0"})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status
+
+
+def measure_cache_hits(port: int, runs: int) -> None:
+    """The frame-grab URL rendered once into the result cache, checked to be a hit, then timed."""
+    path = f"/clip.mp4?{FRAME}"
+    run_service(port, path)  # a miss: ffmpeg renders it while the bytes fill the cache file
+    deadline = time.monotonic() + 10  # the file is published just after the body's last byte went out
+    while (status := range_status(port, path)) != 206:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} is not answered from the result cache (Range gave {status}, not 206)")
+        time.sleep(0.1)
+    repeats = [run_service(port, path)[1] for _ in range(runs * 2)]
+    print(f"\nthe same frame-grab URL again: a result-cache hit (Django + sendfile, replays off), {runs * 2} runs:")
+    print(f"  through the service                       {summary(repeats)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -144,64 +218,22 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="mediasite-bench-video-"))
     media = workdir / "media"
-    media.mkdir()
-    make_clip(media / "clip.mp4")
-    port = free_port()
-    env = {**os.environ, "MEDIA_ROOT": str(media), "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1",
-           "GUNICORN_ACCESSLOG": "", "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-           "TRANSFORMS_CACHE": "0"}  # every run transcodes live; a cached result would be a file send  # fmt: skip
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "mediasite/gunicorn.conf.py", "mediasite.wsgi"],
-        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    clip(media / "clip.mp4", seconds=10, size="1280x720", fps=25, preset="veryfast")
+    servers = []
     try:
-        wait_ready(port, server)
+        live, port = start_server(media, cache=None)
+        servers.append(live)
         run_service(port, f"/clip.mp4?{FRAME}")  # warm up the worker (imports, first ffprobe)
         print(f"10 s 1280x720 source, {args.runs} runs each, medians (min..max); {os.cpu_count()} CPUs\n")
-        print(f"{'transcode':36} {'ffmpeg TTFB':>22} {'service TTFB':>22} {'ffmpeg total':>22} "
-              f"{'service total':>22} {'overhead':>9} {'(of mins)':>9}")  # fmt: skip
-        for label, query in TRANSCODES:
-            argv = engine_argv(media, "clip.mp4", query)
-            direct_first, direct_total, service_first, service_total = [], [], [], []
-            for run in range(args.runs):
-                first, total = run_direct(argv)
-                direct_first.append(first)
-                direct_total.append(total)
-                first, total, _size = run_service(port, f"/clip.mp4?{query}&{unique(run)}")
-                service_first.append(first)
-                service_total.append(total)
-            overhead = statistics.median(service_total) / statistics.median(direct_total) - 1
-            best = min(service_total) / min(direct_total) - 1
-            print(f"{label:36} {summary(direct_first):>22} {summary(service_first):>22} "
-                  f"{summary(direct_total):>22} {summary(service_total):>22} {overhead:+8.1%} {best:+8.1%}")
-
-        bare, probes, direct_frames, service_frames = [], [], [], []
-        frame_argv = engine_argv(media, "clip.mp4", FRAME)
-        from transforms.probe import probe_command
-        from transforms.sources import resolve
-
-        probe_argv = probe_command(resolve("clip.mp4"))
-        for _ in range(args.runs * 2):
-            started = time.perf_counter()
-            subprocess.run(["ffmpeg", "-hide_banner", "-version"], stdout=subprocess.DEVNULL, check=True)
-            bare.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            subprocess.run(probe_argv, stdout=subprocess.DEVNULL, check=True)
-            probes.append(time.perf_counter() - started)
-            direct_frames.append(run_direct(frame_argv)[1])
-            service_frames.append(run_service(port, f"/clip.mp4?{FRAME}&{unique(100 + len(probes))}")[1])
-        run_service(port, f"/clip.mp4?{FRAME}")
-        repeats = [run_service(port, f"/clip.mp4?{FRAME}")[1] for _ in range(args.runs * 2)]
-        print(f"\ncold frame grab ({FRAME}, a new URL each run: never a cache hit), {args.runs * 2} runs:")
-        print(f"  ffmpeg -version (bare start-up)           {summary(bare)}")
-        print(f"  ffprobe of the source (first request)     {summary(probes)}")
-        print(f"  ffmpeg frame-grab command alone           {summary(direct_frames)}")
-        print(f"  through the service (probe kept, + HTTP)  {summary(service_frames)}")
-        print(f"\nthe same frame-grab URL again ({cache_state()}):")
-        print(f"  through the service                       {summary(repeats)}")
+        compare_transcodes(media, port, args.runs)
+        compare_frame_grabs(media, port, args.runs)
+        cached, cached_port = start_server(media, cache=workdir / "cache")
+        servers.append(cached)
+        measure_cache_hits(cached_port, args.runs)
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=15)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

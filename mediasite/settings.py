@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from streaming.cameras.conf import conf as cameras_conf
 from streaming.conf import conf as streaming_conf
 from streaming.conf import metrics_conf
 from transforms.conf import conf as transforms_conf
@@ -212,26 +213,9 @@ RQ_QUEUES = {
 RQ = {"COMMIT_MODE": "auto"}
 
 # --- cameras (streaming/cameras): MJPEG pages fed by one producer per camera -----------
-# CAMERAS: name=source pairs, e.g. "demo=emulated,lobby=v4l2:///dev/video0,loop=file:clips/loop.mp4"
-# (syntax in streaming/cameras/registry.py). Frames are relayed through REDIS_URL.
-CAMERAS = env("CAMERAS", "demo=emulated")
-# Seconds the producer keeps running after the last viewer in the deployment left.
-CAMERAS_IDLE_TIMEOUT = env_float("CAMERAS_IDLE_TIMEOUT", 10.0)
-# Viewers of one camera across the deployment; past it a stream gets 503 + Retry-After.
-CAMERAS_MAX_VIEWERS = env_int("CAMERAS_MAX_VIEWERS", 200)
-# Streams one worker process may hold at once (each holds a gunicorn thread): the
-# gthread pool minus a reserve for ordinary requests, 32 threads of the default 256
-# (half of a small pool); see gunicorn.conf.py.
-_THREADS = env_int("GUNICORN_THREADS", 256)
-_RESERVE = max(_THREADS // 8, min(32, _THREADS // 2))
-CAMERAS_WORKER_STREAMS = env_int("CAMERAS_WORKER_STREAMS", max(1, _THREADS - _RESERVE))
-CAMERAS_FIRST_FRAME_TIMEOUT = env_float("CAMERAS_FIRST_FRAME_TIMEOUT", 10.0)
-# A source that sends nothing for this long has failed (and is restarted).
-CAMERAS_STALL_TIMEOUT = env_float("CAMERAS_STALL_TIMEOUT", 10.0)
-# A viewer whose socket accepts nothing for this long is dropped (0: never).
-CAMERAS_SEND_TIMEOUT = env_int("CAMERAS_SEND_TIMEOUT", 30)
-CAMERAS_RESTART_BACKOFF = env_float("CAMERAS_RESTART_BACKOFF", 1.0)
-CAMERAS_RESTART_BACKOFF_MAX = env_float("CAMERAS_RESTART_BACKOFF_MAX", 30.0)
+# Defaults and meaning in streaming/cameras/conf.py; a CAMERAS* setting exists here only when
+# its environment variable is set, cast to the type of its default in that table.
+globals().update(cameras_conf.from_environment(os.environ))
 
 LOGGING = {
     "version": 1,

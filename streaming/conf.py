@@ -1,10 +1,10 @@
 """One lookup for every app's settings: a table of defaults per app, read once per process.
 
 Each app declares its settings once, in a table of names and defaults (``transforms.conf``,
-``transforms.renders.conf``, ``streaming.conf`` below). That table is the only place a
-default is written: ``mediasite/settings.py`` sets a name only when its environment
-variable is present (``from_environment``, which casts to the default's type), and code
-reads ``conf.NAME`` when it runs. A value is looked up once per process and kept; Django's
+``transforms.renders.conf``, ``streaming.cameras.conf``, ``streaming.conf`` below). That
+table is the only place a default is written: ``mediasite/settings.py`` sets a name only
+when its environment variable is present (``from_environment``, which casts to the
+default's type), and code reads ``conf.NAME`` when it runs. A value is looked up once per process and kept; Django's
 ``setting_changed`` (sent by ``override_settings`` and pytest-django's ``settings``
 fixture) empties the kept values, so tests see their overrides. Before Django is configured
 (gunicorn's hooks, a bench script) the defaults apply.
@@ -88,7 +88,7 @@ class AppSettings:
         self._values.clear()
 
     def _setting_changed(self, setting: str = "", **kwargs: Any) -> None:
-        if setting.startswith(self._prefix):
+        if setting.startswith(self._prefix) and setting[len(self._prefix):] in self._defaults:
             self.reset()
 
 
@@ -97,7 +97,7 @@ DEFAULTS: dict[str, Any] = {
     # os, ctypes, or off (1 MiB copies through Python).
     "SPLICE": "auto",
     # Seconds a streamed response may go without progress (tool silent or client not reading).
-    "STALL_TIMEOUT": 30,
+    "STALL_TIMEOUT": 30.0,
     # Replays (streaming/replay.py): per-worker memory for small file responses answered
     # again from gunicorn's event loop; 0 turns them off.
     "REPLAY_BYTES": 16 << 20,

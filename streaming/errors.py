@@ -22,11 +22,12 @@ from .limits import Saturated
 
 logger = logging.getLogger("streaming.errors")
 
+NO_STORE = "no-store, no-cache, must-revalidate, max-age=0"
 # Sent with every error body: it is JSON for programs, never a page to sniff, frame or cache.
 ERROR_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'",
-    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0",
+    "Cache-Control": NO_STORE,
 }
 
 

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from .bodies import PipeBody
 from .pipeline import PIPE_SIZE, Pipeline
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class FileFill:
             pass
 
 
-class TeedPipeline:
+class TeedPipeline(PipeBody):
     """A ``Pipeline`` body whose bytes also fill a ``FileFill``; committed only after a clean exit.
 
     ``on_done(committed)`` runs once, from ``close()``, after the file was renamed
@@ -139,9 +140,6 @@ class TeedPipeline:
 
     def fileno(self) -> int:
         return self.pipeline.fileno()
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = PIPE_SIZE) -> bytes:
         chunk = self.pipeline.read(size)
@@ -195,9 +193,3 @@ class TeedPipeline:
     @property
     def closed(self) -> bool:
         return self._closed
-
-    def __enter__(self) -> TeedPipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -24,6 +24,8 @@ import os
 import time
 from pathlib import Path
 
+from .bodies import FollowedBody
+
 BLOCK_SIZE = 1 << 20
 FIRST_PAUSE = 0.005
 LONGEST_PAUSE = 0.1
@@ -33,7 +35,7 @@ class FollowAborted(Exception):
     """The followed file will never be whole; the response must end without its terminator."""
 
 
-class GrowingFile:
+class GrowingFile(FollowedBody):
     """A file-like over an open file from ``offset``: ``read()`` waits for bytes until it is renamed to ``final``.
 
     ``read()`` returns the next bytes as they arrive and ``b""`` once the writer
@@ -52,9 +54,6 @@ class GrowingFile:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
             pass  # the writer is giving up this very moment: the file is unlinked and read() says so
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = BLOCK_SIZE) -> bytes:
         if size is None or size < 0:

@@ -2,9 +2,10 @@
 
 gunicorn hands a ``wsgi.file_wrapper`` body to ``Response.write_file()``, which
 tries ``sendfile`` (refused for pipes: ESPIPE) and then copies the body through
-Python in small blocks. ``SpliceResponse`` adds a path in front of that: when the
-body's ``fileno()`` is a FIFO (our ``Pipeline``), the bytes go from the pipe to
-the socket with splice(2) and never enter Python. Framing stays correct:
+Python in small blocks. ``SpliceResponse`` adds a path in front of that, chosen by
+the body's kind (``streaming.bodies``): for a ``PipeBody`` (our ``Pipeline`` and
+``TeedPipeline``) the bytes go from the pipe to the socket with splice(2) and
+never enter Python. Framing stays correct:
 
 - HTTP/1.1 without Content-Length: chunked, each chunk sized by FIONREAD and then
   exactly that many bytes spliced;
@@ -12,13 +13,15 @@ the socket with splice(2) and never enter Python. Framing stays correct:
   pipe ends early;
 - HTTP/1.0: close-delimited.
 
-When the body carries a ``fill`` (a cache file being written beside the stream,
+When the pipe body carries a ``fill`` (a cache file being written beside the stream,
 see ``streaming.fill``), each chunk is first tee(2)'d into a private pipe and
 spliced from there into the file, so the cache fill is zero-copy too.
 
 Pipes that cannot be spliced (TLS, splice turned off) are copied in the body's
-block size (1 MiB for ``PipeResponse``) under the same timeouts and endings;
-regular files keep gunicorn's own path (sendfile); HTTP/2 never reaches this class.
+block size (1 MiB for ``PipeResponse``) under the same timeouts and endings; a
+``FollowedBody`` (another request's render as it grows) is read and sent the same
+way; a ``FileBody`` and anything else keep gunicorn's own path (sendfile); HTTP/2
+never reaches this class.
 
 Every wait is bounded by ``STREAMING_STALL_TIMEOUT`` (and a ``Pipeline``'s own
 deadline): gunicorn has no send timeout, so without it a client that stops
@@ -28,9 +31,9 @@ and reaping the tool's process group), the connection is closed, and no
 chunked terminator is sent, so the client can tell the body is incomplete.
 
 Small file responses the app marked replayable (a cached thumbnail, a small
-original) are kept per worker and answered again from the event loop when the
-same request comes back on a kept-alive connection, without a thread or the
-app: see ``streaming.replay`` for what is kept and why that is safe.
+original) are offered to ``streaming.replay`` (what is kept, and why that is
+safe) and answered again by ``streaming.replay_loop`` from the event loop when the
+same request comes back on a kept-alive connection, without a thread or the app.
 
 The class name must not end in ``SyncWorker`` (gunicorn swaps those for gthread),
 and the Response is installed in ``init_process()`` because
@@ -47,24 +50,22 @@ import os
 import select
 import socket
 import ssl
-import stat
 import time
 from collections.abc import Callable
-from datetime import timedelta
-from types import SimpleNamespace
 
 from gunicorn.http import wsgi
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from . import replay
 from . import splice as splicing
-from .follow import FollowAborted, GrowingFile
-from .options import streaming_option
+from .bodies import Body, FileBody, FollowedBody, PipeBody, SpliceFill
+from .conf import conf
+from .follow import FollowAborted
 from .pipeline import F_SETPIPE_SZ, PIPE_SIZE, PipelineError
+from .replay_loop import LoopReplies
 
 logger = logging.getLogger("streaming.splice")
 
-DEFAULT_STALL_TIMEOUT = 30.0
 CLIENT_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN)
 
 
@@ -73,24 +74,15 @@ class StreamAborted(Exception):
 
 
 def stall_timeout() -> float:
-    return streaming_option("STREAMING_STALL_TIMEOUT", DEFAULT_STALL_TIMEOUT)
+    """STREAMING_STALL_TIMEOUT: read per response, so a test's settings override applies at once."""
+    return float(conf.STALL_TIMEOUT)
 
 
-def is_fifo(filelike: object) -> bool:
-    try:
-        return stat.S_ISFIFO(os.fstat(filelike.fileno()).st_mode)
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
-def wait_for_output(filelike, stall: float) -> None:
+def wait_for_output(body: PipeBody, stall: float) -> None:
     """Until the pipe is readable (data or its end), for at most ``stall`` s and the pipeline's own deadline."""
-    deadline = time.monotonic() + stall
-    pipeline_deadline = getattr(filelike, "deadline", None)
-    if pipeline_deadline is not None and pipeline_deadline < deadline:
-        deadline = pipeline_deadline
+    deadline = min(time.monotonic() + stall, body.deadline)
     try:
-        splicing.wait_for(filelike.fileno(), select.POLLIN, deadline)
+        splicing.wait_for(body.fileno(), select.POLLIN, deadline)
     except splicing.Stalled:
         raise StreamAborted("the tool produced nothing in time") from None
 
@@ -100,23 +92,23 @@ class SpliceResponse(wsgi.Response):
 
     aborted = False
 
-    def write_file(self, respiter) -> None:
-        filelike = respiter.filelike
-        if isinstance(filelike, GrowingFile):
-            self.send_body(filelike, lambda stall: self.copy_growing(filelike))
-            return
-        if not is_fifo(filelike):
-            self.offer_replay(filelike)
-            super().write_file(respiter)  # regular files: sendfile
-            return
-        splice = self.splice_for()
-        block_size = getattr(respiter, "blksize", PIPE_SIZE)
-        if splice is None:
-            self.send_body(filelike, lambda stall: self.copy_blocks(filelike, block_size, stall))
+    def write_file(self, respiter: wsgi.FileWrapper) -> None:
+        """Send the body the way its kind calls for (``streaming.bodies``); other objects go to gunicorn."""
+        body = respiter.filelike
+        if isinstance(body, PipeBody):
+            splice = self.splice_for()
+            if splice is None:
+                self.send_body(body, lambda stall: self.copy_blocks(body, respiter.blksize, stall))
+            else:
+                self.send_body(body, lambda stall: self.splice_body(body, splice, stall))
+        elif isinstance(body, FollowedBody):
+            self.send_body(body, lambda stall: self.copy_growing(body))
         else:
-            self.send_body(filelike, lambda stall: self.splice_body(filelike, splice, stall))
+            if isinstance(body, FileBody) and body.replay_source is not None:
+                replay.offer(self, body)
+            super().write_file(respiter)  # regular files: gunicorn's own path (sendfile where it is on)
 
-    def send_body(self, filelike, send: Callable[[float], None]) -> None:
+    def send_body(self, filelike: Body, send: Callable[[float], None]) -> None:
         """Headers, then ``send(stall)``; every way a body can fail ends the response with one log line."""
         stall = stall_timeout()
         self.send_headers()
@@ -138,66 +130,12 @@ class SpliceResponse(wsgi.Response):
         finally:
             self.sock.settimeout(None)
 
-    def copy_growing(self, filelike: GrowingFile) -> None:
+    def copy_growing(self, filelike: FollowedBody) -> None:
         """Another request's render as it grows (chunked by gunicorn, since the length is unknown)."""
         while chunk := filelike.read(PIPE_SIZE):
             self.write(chunk)
 
-    def offer_replay(self, filelike) -> None:
-        """Keep this response for ``streaming.replay`` if the app marked it and it is a plain 200."""
-        source = getattr(filelike, "replay_source", None)
-        if source is None or not self.replayable():
-            return
-        table = replay.replay_table()
-        if table is None:
-            return
-        key = replay.request_key(
-            self.req.uri.encode("latin-1"),
-            ((name.encode("latin-1"), value.encode("latin-1")) for name, value in self.req.headers),
-        )
-        length = self.response_length
-        if key is None or length is None or not table.wants(key, length):
-            return
-        fd = filelike.fileno()
-        body = os.pread(fd, length, os.lseek(fd, 0, os.SEEK_CUR))
-        if len(body) != length:
-            return
-        server = f"Server: {self.version}\r\n".encode("latin-1")
-        headers = [f"{name}: {value}\r\n" for name, value in self.headers]
-        unchanged = [line for line in headers if line.split(":", 1)[0].lower() not in BODY_HEADERS]
-        etag = next((value for name, value in self.headers if name.lower() == "etag"), None)
-        table.keep(key, replay.Replay(
-            ok_head=b"HTTP/1.1 " + self.status.encode("latin-1") + b"\r\n" + server,
-            not_modified_head=b"HTTP/1.1 304 Not Modified\r\n" + server,
-            headers=("".join(headers) + "\r\n").encode("latin-1"),
-            not_modified_headers=("".join(unchanged) + "\r\n").encode("latin-1"),
-            body=body,
-            etag=etag.encode("latin-1") if etag else None,
-            source=source[0],
-            identity=source[1],
-            expires=time.monotonic() + table.ttl,
-        ))
-
-    def replayable(self) -> bool:
-        """A whole 200 to a kept-alive HTTP/1.1 GET, not varying on a header replays ignore."""
-        if (
-            self.req.method != "GET"
-            or self.req.version != (1, 1)
-            or self.status_code != 200
-            or self.chunked
-            or self.upgrade
-            or self.should_close()
-            or self.cfg.is_ssl
-        ):
-            return False
-        for name, value in self.headers:
-            if name.lower() == "vary":
-                varies = {part.strip().upper().encode("latin-1") for part in value.split(",")}
-                if b"*" in varies or varies & replay.IGNORED_HEADERS:
-                    return False
-        return True
-
-    def copy_blocks(self, filelike, block_size: int, stall: float) -> None:
+    def copy_blocks(self, filelike: PipeBody, block_size: int, stall: float) -> None:
         """Copy a pipe in ``block_size`` reads (gunicorn frames each write), waits bounded like splice's."""
         while True:
             wait_for_output(filelike, stall)
@@ -214,24 +152,24 @@ class SpliceResponse(wsgi.Response):
             return None
         return splicing.splice_function()
 
-    def abort(self, filelike: object, reason: str) -> None:
+    def abort(self, filelike: Body, reason: str) -> None:
+        """End the response here: one log line, the connection closed, the body (and its tool) closed now."""
         logger.info("stream ended early after %d bytes: %s", self.sent, reason)
         self.aborted = True
         self.force_close()
-        close = getattr(filelike, "close", None)
-        if close is not None:
-            close()
+        filelike.close()
 
     def close(self) -> None:
+        """No chunked terminator after an abort: the client must see that the body is incomplete."""
         if self.aborted:
             return
         super().close()
 
-    def splice_body(self, filelike, splice: splicing.SpliceCall, stall: float) -> None:
+    def splice_body(self, filelike: PipeBody, splice: splicing.SpliceCall, stall: float) -> None:
         """The one place spliced bodies are framed: chunked, fixed length or close-delimited."""
         src = filelike.fileno()
         sock_fd = self.sock.fileno()
-        fill = getattr(filelike, "fill", None)
+        fill = filelike.fill
         tee = TeeIntoFile(fill, stall) if fill is not None and splicing.tee_available() else None
         try:
             while True:
@@ -268,22 +206,21 @@ class SpliceResponse(wsgi.Response):
                      " and tee'd them into a file" if tee is not None else "")
 
     def framing(self) -> str:
+        """How this body is delimited, for the debug line that tests and operators read."""
         if self.chunked:
             return "chunked"
         return "content-length" if self.response_length is not None else "close-delimited"
 
-    def finish_body(self, filelike) -> None:
+    def finish_body(self, filelike: PipeBody) -> None:
         """At the end of the pipe: the tool must have succeeded and the length must be whole."""
         if self.response_length is not None and self.sent == self.response_length:
             wait_for_output(filelike, stall_timeout())  # its end, or more bytes than announced
             if splicing.available(filelike.fileno()):
                 raise StreamAborted("the tool wrote more than its Content-Length")
-        finish = getattr(filelike, "finish", None)
-        if finish is not None:
-            try:
-                finish()
-            except Exception as exc:  # any failure of the tool ends the stream the same way
-                raise StreamAborted(f"the tool failed: {exc}") from None
+        try:
+            filelike.finish()
+        except Exception as exc:  # any failure of the tool ends the stream the same way
+            raise StreamAborted(f"the tool failed: {exc}") from None
         if self.response_length is not None and self.sent < self.response_length:
             raise StreamAborted(f"the body ended {self.response_length - self.sent} bytes short")
 
@@ -296,7 +233,7 @@ class TeeIntoFile:
     finished for followers (``streaming.fill``) writes it once, not twice.
     """
 
-    def __init__(self, fill, stall: float) -> None:
+    def __init__(self, fill: SpliceFill, stall: float) -> None:
         self.fill = fill
         self.stall = stall
         self.read_end, self.write_end = os.pipe2(os.O_CLOEXEC)
@@ -306,6 +243,7 @@ class TeeIntoFile:
             pass
 
     def splice(self, splice: splicing.SpliceCall, src: int, sock_fd: int, count: int, flags: int) -> int:
+        """Send ``count`` bytes of ``src`` to the socket and the same bytes to the file; returns bytes sent."""
         sent = 0
         while sent < count:
             copied = splicing.tee(src, self.write_end, count - sent, 0)
@@ -331,114 +269,15 @@ class TeeIntoFile:
 
 class SpliceThreadWorker(ThreadWorker):
     """gthread, with ``SpliceResponse`` as the HTTP/1.x response class of this process,
-    and replays of kept responses answered from the event loop."""
+    and replays of kept responses answered from the event loop (``streaming.replay_loop``)."""
 
     def init_process(self) -> None:
+        """Install the Response here: gunicorn.http.wsgi.create() looks it up on every request."""
         wsgi.Response = SpliceResponse
-        self.date_line = replay.DateLine()
+        self.replies = LoopReplies(self)
         super().init_process()
 
-    def on_client_socket_readable(self, conn, client) -> None:
-        if not self.replay(conn):
+    def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
+        """A kept-alive connection spoke: a replay answers it on the loop, anything else goes to a thread."""
+        if not self.replies.answer(conn):
             super().on_client_socket_readable(conn, client)
-
-    def replay(self, conn) -> bool:
-        """Answer a kept-alive connection's request from the replay table; False hands it to a thread.
-
-        Runs on the event loop, so it never blocks: one non-blocking recv and one
-        non-blocking send, and a response the socket cannot take at once has its
-        rest sent by a thread. Bytes read for a request that is not replayed are
-        handed back to gunicorn's parser.
-        """
-        table = replay.current_table()
-        if not table or not self.alive or conn.is_http2 or self.cfg.is_ssl:
-            return False  # (an empty table: nothing to find, so the request is not even read here)
-        try:
-            data = conn.sock.recv(replay.MAX_REQUEST)
-        except BlockingIOError:
-            return True  # woken for nothing: stay in the poller
-        except OSError:
-            return False  # the thread meets the same error and closes the connection
-        if not data:
-            return False
-        request = replay.parse_request(data)
-        entry = table.find(request.key) if request is not None else None
-        if entry is None:
-            conn.parser.unreader.unread(data)
-            return False
-        started = time.monotonic()
-        common = self.date_line.line() + KEEP_ALIVE
-        if request.if_none_match is not None and entry.matches_etag(request.if_none_match):
-            status, payload = 304, entry.not_modified_head + common + entry.not_modified_headers
-        elif request.head_only:
-            status, payload = 200, entry.ok_head + common + entry.headers
-        else:
-            status, payload = 200, entry.ok_head + common + entry.headers + entry.body
-        self.log.debug("replayed a kept response: %d", status)  # before the send, so tests can count it
-        try:
-            sent = conn.sock.send(payload)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self.drop_keepalived(conn)
-            return True
-        self.count_request()
-        if self.log.access_log_enabled:
-            self.log_replay(conn, request, status, payload, started)
-        self.keepalived_conns.remove(conn)
-        if sent < len(payload):
-            self.poller.unregister(conn.sock)
-            future = self.tpool.submit(send_rest, conn, payload[sent:])
-            future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
-            return True
-        conn.set_timeout()
-        self.keepalived_conns.append(conn)
-        return True
-
-    def count_request(self) -> None:
-        """What gthread's handle_request does per request: count it towards max_requests."""
-        self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
-            self.log.info("Autorestarting worker after current request.")
-            self.alive = False
-
-    def drop_keepalived(self, conn) -> None:
-        self.poller.unregister(conn.sock)
-        self.keepalived_conns.remove(conn)
-        self.nr_conns -= 1
-        conn.close()
-
-    def log_replay(self, conn, request: replay.ReplayRequest, status: int, payload: bytes, started: float) -> None:
-        """One access-log line, as gunicorn writes for the app's responses."""
-        method, target, protocol = (part.decode("latin-1") for part in request.request_line)
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers]
-        path, _, query = target.partition("?")
-        environ = {
-            "REMOTE_ADDR": conn.client[0] if isinstance(conn.client, tuple) else str(conn.client),
-            "REQUEST_METHOD": method, "RAW_URI": target, "PATH_INFO": path, "QUERY_STRING": query,
-            "SERVER_PROTOCOL": protocol,
-        }
-        for name, value in headers:
-            environ["HTTP_" + name.replace("-", "_")] = value
-        body = len(payload) - payload.find(b"\r\n\r\n") - 4
-        resp = SimpleNamespace(status=f"{status} {'OK' if status == 200 else 'Not Modified'}", sent=body,
-                               headers=[])
-        elapsed = timedelta(seconds=time.monotonic() - started)
-        self.log.access(resp, SimpleNamespace(headers=headers), environ, elapsed)
-
-
-KEEP_ALIVE = b"Connection: keep-alive\r\n"
-BODY_HEADERS = frozenset({"content-type", "content-length", "accept-ranges", "content-disposition", "content-encoding"})
-
-
-def send_rest(conn, rest: bytes) -> bool:
-    """In a thread: the part of a replay the socket could not take at once; True keeps the connection."""
-    conn.sock.setblocking(True)
-    conn.sock.settimeout(stall_timeout())
-    try:
-        conn.sock.sendall(rest)
-    except OSError:
-        return False
-    finally:
-        conn.sock.settimeout(None)
-    return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class Saturated(Exception):
@@ -77,3 +78,22 @@ class Slot:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def process_slots(capacity: Callable[[], int]) -> Callable[[], WorkSlots]:
+    """A getter for one ``WorkSlots`` per process, sized by ``capacity()`` on first use.
+
+    Sized when first asked for, not at import: settings are read once they are ready,
+    and each gunicorn worker (a process of its own) gets its own count.
+    """
+    slots: WorkSlots | None = None
+    lock = threading.Lock()
+
+    def get() -> WorkSlots:
+        nonlocal slots
+        with lock:
+            if slots is None:
+                slots = WorkSlots(capacity())
+            return slots
+
+    return get

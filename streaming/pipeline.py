@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .bodies import PipeBody
+
 logger = logging.getLogger(__name__)
 
 PIPE_SIZE = 1 << 20
@@ -54,7 +56,7 @@ class DeadlineExceeded(PipelineError):
     """The pipeline produced no output in time and was killed."""
 
 
-class Pipeline:
+class Pipeline(PipeBody):
     """A started chain of processes, readable as a file of its final output."""
 
     def __init__(
@@ -129,9 +131,6 @@ class Pipeline:
     def fileno(self) -> int:
         return self._stdout.fileno()
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int = PIPE_SIZE) -> bytes:
         """Read up to ``size`` bytes; b"" at a clean end. Raises PipelineError on failure."""
         if self._closed:
@@ -168,12 +167,6 @@ class Pipeline:
     @property
     def closed(self) -> bool:
         return self._closed
-
-    def __enter__(self) -> Pipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- lifecycle -----------------------------------------------------------
 

@@ -18,9 +18,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import BinaryIO
 
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.utils.http import parse_http_date_safe
+
+from .bodies import FileBody
 
 BLOCK_SIZE = 1 << 20
 RANGE_RE = re.compile(r"^bytes=\s*(\d*)\s*-\s*(\d*)\s*$")
@@ -54,10 +57,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-class FileSlice:
+class FileSlice(FileBody):
     """``length`` bytes of an open file from ``offset``: fileno() for sendfile, a bounded read() otherwise."""
 
-    def __init__(self, file, offset: int, length: int) -> None:
+    def __init__(self, file: BinaryIO, offset: int, length: int) -> None:
         self._file = file
         self.length = length
         self._left = length
@@ -65,9 +68,6 @@ class FileSlice:
 
     def fileno(self) -> int:
         return self._file.fileno()
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = BLOCK_SIZE) -> bytes:
         if self._left <= 0:
@@ -95,7 +95,7 @@ def if_range_allows(request: HttpRequest, etag: str | None, last_modified: float
 
 def file_response(
     request: HttpRequest,
-    file,
+    file: BinaryIO,
     *,
     size: int,
     content_type: str,

@@ -30,6 +30,10 @@ What makes that safe:
 * Entries expire after ``STREAMING_REPLAY_TTL`` seconds, so the result cache's
   LRU still sees the hits and a purge is noticed within that time.
 
+This module is what is kept and how it is keyed: the worker's response offers
+itself (``offer``) after the app answered, and ``streaming.replay_loop`` answers
+from the table on the event loop.
+
 Settings: ``STREAMING_REPLAY_BYTES`` (per worker; 0 turns replays off),
 ``STREAMING_REPLAY_MAX_BODY``, ``STREAMING_REPLAY_TTL``.
 """
@@ -41,13 +45,14 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.utils import formatdate
+from typing import TYPE_CHECKING
 
-from .options import streaming_option
+from .bodies import FileBody, Identity, ReplaySource
+from .conf import conf
 
-DEFAULT_BYTES = 16 << 20
-DEFAULT_MAX_BODY = 256 << 10
-DEFAULT_TTL = 10.0
+if TYPE_CHECKING:
+    from gunicorn.http.wsgi import Response
+
 ENTRY_OVERHEAD = 512  # the key, the object and the dict slot, roughly
 MAX_REQUEST = 8192
 
@@ -64,9 +69,8 @@ APP_ONLY_HEADERS = frozenset({
     b"IF-UNMODIFIED-SINCE", b"EXPECT", b"UPGRADE", b"HTTP2-SETTINGS",
 })
 METHODS = (b"GET", b"HEAD")
-
-Identity = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
-
+# Response headers that describe the body: a 304 leaves them out.
+BODY_HEADERS = frozenset({"content-type", "content-length", "accept-ranges", "content-disposition", "content-encoding"})
 
 def identity_of(path: str) -> Identity | None:
     """What a file is right now (following symlinks), or None when it is gone."""
@@ -77,10 +81,15 @@ def identity_of(path: str) -> Identity | None:
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def mark_replayable(body: object, path: str, identity: Identity) -> None:
+def mark_replayable(body: FileBody, path: str, identity: Identity) -> None:
     """Let the worker keep this response: its bytes follow from the request and the file at ``path``,
-    which was ``identity`` when the response was made (every replay checks it still is)."""
-    body.replay_source = (path, identity)
+    which was ``identity`` when the response was made (every replay checks it still is).
+
+    Only file bodies can be replayed (a pipe's bytes are gone once sent), so anything else is a bug.
+    """
+    if not isinstance(body, FileBody):
+        raise TypeError(f"only a FileBody can be replayed, not {type(body).__name__}")
+    body.replay_source = ReplaySource(path, identity)
 
 
 @dataclass(slots=True)
@@ -241,10 +250,9 @@ def replay_table() -> ReplayTable | None:
     if not _table_decided:
         with _table_lock:
             if not _table_decided:
-                max_bytes = streaming_option("STREAMING_REPLAY_BYTES", DEFAULT_BYTES)
+                max_bytes = int(conf.REPLAY_BYTES)
                 if max_bytes > 0:
-                    _table = ReplayTable(max_bytes, streaming_option("STREAMING_REPLAY_MAX_BODY", DEFAULT_MAX_BODY),
-                                         streaming_option("STREAMING_REPLAY_TTL", DEFAULT_TTL))
+                    _table = ReplayTable(max_bytes, int(conf.REPLAY_MAX_BODY), float(conf.REPLAY_TTL))
                 _table_decided = True
     return _table
 
@@ -254,16 +262,57 @@ def current_table() -> ReplayTable | None:
     return _table
 
 
-class DateLine:
-    """The ``Date:`` header line, formatted once per second (gunicorn formats it per response)."""
+def offer(response: Response, body: FileBody) -> None:
+    """Keep ``response`` (its head as sent, and ``body`` read once) if the app marked it and it is a plain 200."""
+    source = body.replay_source
+    if source is None or not replayable(response):
+        return
+    table = replay_table()
+    if table is None:
+        return
+    key = request_key(
+        response.req.uri.encode("latin-1"),
+        ((name.encode("latin-1"), value.encode("latin-1")) for name, value in response.req.headers),
+    )
+    length = response.response_length
+    if key is None or length is None or not table.wants(key, length):
+        return
+    fd = body.fileno()
+    content = os.pread(fd, length, os.lseek(fd, 0, os.SEEK_CUR))
+    if len(content) != length:
+        return
+    server = f"Server: {response.version}\r\n".encode("latin-1")
+    headers = [f"{name}: {value}\r\n" for name, value in response.headers]
+    unchanged = [line for line in headers if line.split(":", 1)[0].lower() not in BODY_HEADERS]
+    etag = next((value for name, value in response.headers if name.lower() == "etag"), None)
+    table.keep(key, Replay(
+        ok_head=b"HTTP/1.1 " + response.status.encode("latin-1") + b"\r\n" + server,
+        not_modified_head=b"HTTP/1.1 304 Not Modified\r\n" + server,
+        headers=("".join(headers) + "\r\n").encode("latin-1"),
+        not_modified_headers=("".join(unchanged) + "\r\n").encode("latin-1"),
+        body=content,
+        etag=etag.encode("latin-1") if etag else None,
+        source=source.path,
+        identity=source.identity,
+        expires=time.monotonic() + table.ttl,
+    ))
 
-    def __init__(self) -> None:
-        self._second = -1
-        self._line = b""
 
-    def line(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._line = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
-            self._second = now
-        return self._line
+def replayable(response: Response) -> bool:
+    """A whole 200 to a kept-alive HTTP/1.1 GET, not varying on a header replays ignore."""
+    if (
+        response.req.method != "GET"
+        or response.req.version != (1, 1)
+        or response.status_code != 200
+        or response.chunked
+        or response.upgrade
+        or response.should_close()
+        or response.cfg.is_ssl
+    ):
+        return False
+    for name, value in response.headers:
+        if name.lower() == "vary":
+            varies = {part.strip().upper().encode("latin-1") for part in value.split(",")}
+            if b"*" in varies or varies & IGNORED_HEADERS:
+                return False
+    return True

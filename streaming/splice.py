@@ -29,7 +29,7 @@ import termios
 import time
 from collections.abc import Callable
 
-from .options import streaming_option
+from .conf import conf
 
 SPLICE_F_MOVE = 1
 SPLICE_F_NONBLOCK = 2
@@ -104,7 +104,7 @@ def tee_available() -> bool:
 
 def configured_mode() -> str:
     """STREAMING_SPLICE from Django settings when they are configured, else auto."""
-    mode = streaming_option("STREAMING_SPLICE", "auto")
+    mode = conf.SPLICE
     return mode if mode in MODES else "auto"
 
 

@@ -8,7 +8,8 @@ from PIL import Image
 
 
 def body(response) -> bytes:
-    """The whole body of a Django test response, streamed or not; the response is closed."""
+    """The whole body of a Django test response, streamed or not, and the response closed
+    (which is what ends a pipeline and releases its work slot)."""
     try:
         return b"".join(response.streaming_content) if response.streaming else response.content
     finally:

@@ -132,6 +132,16 @@ def same_open_fd_count(pid: int | str = "self", settle: float = 3.0) -> Iterator
     assert open_fds(pid) <= before, f"fd leak: {before} -> {open_fds(pid)}"
 
 
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` s: a server a test started is gone when the test ends."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Gunicorn:
     """A real gunicorn serving the project on a free loopback port."""
 
@@ -176,18 +186,8 @@ class Gunicorn:
         return [pid for pid in children(self.process.pid) if _cmdline(pid).find("gunicorn") >= 0]
 
     def stop(self) -> None:
-        stop_process(self.process, 15)
+        stop_process(self.process, timeout=15)
         self.log.close()
-
-
-def stop_process(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds; reaped either way."""
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _cmdline(pid: int) -> str:
@@ -215,6 +215,20 @@ def gunicorn_factory(tmp_path: Path) -> Iterator:
     yield start
     for server in started:
         server.stop()
+
+
+def start_test_views(gunicorn_factory, tmp_path: Path, workers: int = 1, threads: int = 8, **env: str) -> Gunicorn:
+    """gunicorn serving the test-only pipe views (``tests.splice_urls``) over <tmp>/media, logging at DEBUG."""
+    return gunicorn_factory(
+        {"MEDIA_ROOT": str(tmp_path / "media"), "DJANGO_SETTINGS_MODULE": "tests.splice_settings", "LOG_LEVEL": "DEBUG",
+         **env},
+        workers=workers, threads=threads,
+    )
+
+
+def log_text(tmp_path: Path) -> str:
+    """Everything the gunicorns of this test logged (``gunicorn_factory`` writes <tmp>/gunicorn-N.log)."""
+    return "\n".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("gunicorn-*.log")))
 
 
 @pytest.fixture
@@ -265,7 +279,7 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        stop_process(self.process, 5)
+        stop_process(self.process, timeout=5)
 
 
 @pytest.fixture(scope="session")

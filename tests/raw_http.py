@@ -13,6 +13,16 @@ def reset(sock: socket.socket) -> None:
     sock.close()
 
 
+def leave_mid_body(port: int, target: str, times: int, first_bytes: int) -> None:
+    """``times`` clients that ask for ``target``, read up to ``first_bytes`` of the answer and reset:
+    what disconnects look like to the server, for leak checks."""
+    for _ in range(times):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        sock.recv(first_bytes)
+        reset(sock)
+
+
 class RawClient:
     """An HTTP/1.x client on one socket that parses exactly one response at a time."""
 

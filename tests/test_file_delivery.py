@@ -10,6 +10,7 @@ import requests
 from django.utils.http import http_date
 
 from streaming.ranges import Unsatisfiable, parse_range
+from tests.answers import body as read_body
 
 pytestmark = pytest.mark.django_db
 
@@ -41,13 +42,6 @@ def test_unsatisfiable_ranges(header):
         parse_range(header, 1000)
 
 
-def read(response) -> bytes:
-    try:
-        return b"".join(response.streaming_content) if response.streaming else response.content
-    finally:
-        response.close()
-
-
 @pytest.fixture
 def original(media_root):
     data = os.urandom(10_000)
@@ -61,25 +55,25 @@ def test_original_ranges(client, original):
     assert response.status_code == 206
     assert response["Content-Range"] == "bytes 100-199/10000"
     assert response["Content-Length"] == "100"
-    assert read(response) == original[100:200]
+    assert read_body(response) == original[100:200]
     suffix = client.get("/clip.bin", HTTP_RANGE="bytes=-10")
-    assert read(suffix) == original[-10:] and suffix["Content-Range"] == "bytes 9990-9999/10000"
+    assert read_body(suffix) == original[-10:] and suffix["Content-Range"] == "bytes 9990-9999/10000"
     whole = client.get("/clip.bin")
     assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes"
-    assert read(whole) == original
+    assert read_body(whole) == original
     unsatisfiable = client.get("/clip.bin", HTTP_RANGE="bytes=20000-")
     assert unsatisfiable.status_code == 416
     assert unsatisfiable["Content-Range"] == "bytes */10000"
     several = client.get("/clip.bin", HTTP_RANGE="bytes=0-1,5-6")
-    assert several.status_code == 200 and read(several) == original
+    assert several.status_code == 200 and read_body(several) == original
 
 
 def test_if_range(client, original):
     etag = client.get("/clip.bin")["ETag"]
     matching = client.get("/clip.bin", HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE=etag)
-    assert matching.status_code == 206 and read(matching) == original[:10]
+    assert matching.status_code == 206 and read_body(matching) == original[:10]
     stale = client.get("/clip.bin", HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE='"other"')
-    assert stale.status_code == 200 and read(stale) == original
+    assert stale.status_code == 200 and read_body(stale) == original
 
 
 def test_conditional_get_with_past_future_and_garbage_dates(client, original, media_root):
@@ -109,24 +103,24 @@ def test_head_of_an_original(client, original):
     response = client.head("/clip.bin")
     assert response.status_code == 200
     assert response["Content-Length"] == "10000"
-    assert read(response) == b""
+    assert read_body(response) == b""
 
 
 def test_cache_hits_are_files_with_ranges(client, photos):
     first = client.get("/hd.jpg?size=300x200")
     assert first.status_code == 200 and not first.streaming  # rendered now, bytes
-    made = read(first)
+    made = read_body(first)
     hit = client.get("/hd.jpg?size=300x200")
     assert hit.streaming and hit["Accept-Ranges"] == "bytes"
     assert hit["Content-Length"] == str(len(made))
     assert hit["ETag"] == first["ETag"] and hit["Content-Type"] == "image/jpeg"
-    assert read(hit) == made
+    assert read_body(hit) == made
     part = client.get("/hd.jpg?size=300x200", HTTP_RANGE="bytes=2-101")
-    assert part.status_code == 206 and read(part) == made[2:102]
+    assert part.status_code == 206 and read_body(part) == made[2:102]
     assert part["Content-Range"] == f"bytes 2-101/{len(made)}"
     assert client.get("/hd.jpg?size=300x200", HTTP_RANGE=f"bytes={len(made)}-").status_code == 416
     head = client.head("/hd.jpg?size=300x200")
-    assert head.status_code == 200 and read(head) == b""
+    assert head.status_code == 200 and read_body(head) == b""
 
 
 def test_ranges_and_head_over_gunicorn_sendfile(gunicorn_factory, tmp_path):

@@ -10,7 +10,7 @@ import requests
 from tests import media_factory
 from tests.conftest import children, open_fds
 from tests.media_factory import decode
-from tests.raw_http import reset
+from tests.raw_http import leave_mid_body
 
 
 @pytest.fixture
@@ -54,11 +54,7 @@ def test_clients_that_leave_mid_body_leak_nothing(server):
     worker = server.worker_pids()[0]
     requests.get(f"{server.url}/big.jpg", timeout=10)  # warm up imports and threads
     baseline = open_fds(worker)
-    for _ in range(20):
-        raw = socket.create_connection(("127.0.0.1", server.port))
-        raw.sendall(b"GET /big.jpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        raw.recv(1000)
-        reset(raw)
+    leave_mid_body(server.port, "/big.jpg", times=20, first_bytes=1000)
     assert requests.get(f"{server.url}/hd.jpg?size=10x10", timeout=10).status_code == 200
     assert open_fds(worker) <= baseline + 2
     assert children(worker) == []

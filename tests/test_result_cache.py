@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,10 +14,11 @@ import requests
 
 from streaming.fill import FileFill, TeedPipeline
 from streaming.pipeline import Pipeline
-from tests.conftest import children, wait_until
+from tests.answers import body as read_body
+from tests.conftest import children, log_text, start_test_views, wait_until
+from tests.fake_tools import COUNTING_TOOL, install_tool, invocations, slow_tool
 from tests.media_factory import decode
 from tests.raw_http import RawClient, reset
-from tests.test_splice_worker import log_text, start
 from transforms.cache import MAGIC, RenderLock, ResultCache, cache_key, result_cache
 
 pytestmark = pytest.mark.django_db
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.django_db
 
 def cache_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
-
-
-def read(response) -> bytes:
-    try:
-        return b"".join(response.streaming_content) if response.streaming else response.content
-    finally:
-        response.close()
 
 
 def test_keys_change_with_every_ingredient():
@@ -123,13 +116,13 @@ def test_file_fill_commits_only_when_whole(tmp_path, tool_children):
 
 def test_pillow_results_are_cached_and_served_from_the_cache(client, photos, settings, monkeypatch):
     first = client.get("/hd.jpg?size=200x100&format=webp")
-    made = read(first)
+    made = read_body(first)
     entries = list(result_cache().entries())
     assert len(entries) == 1
     monkeypatch.setattr("transforms.delivery.start", lambda *a: pytest.fail("rendered again"))
     hit = client.get("/hd.jpg?size=200x100&format=webp")
     assert hit["Content-Type"] == "image/webp"
-    assert read(hit) == made
+    assert read_body(hit) == made
     assert decode(made).size == (178, 100)
 
 
@@ -142,43 +135,22 @@ def test_failed_renders_leave_nothing(client, media_root, settings):
 
 def test_cache_can_be_turned_off(client, photos, settings):
     settings.TRANSFORMS_CACHE = False
-    read(client.get("/hd.jpg?size=20x20"))
+    read_body(client.get("/hd.jpg?size=20x20"))
     assert cache_files(Path(settings.TRANSFORMS_CACHE_DIR)) == []
 
 
 # --- through a real gunicorn -----------------------------------------------------
 
-COUNTING_TOOL = """#!/bin/sh
-echo "$$" >> "{count}"
-sleep 0.3
-exec cat "{media}/$1"
-"""
-
-
 @pytest.fixture
 def counting_tool(tmp_path) -> tuple[Path, bytes]:
-    media = tmp_path / "media"
-    media.mkdir(exist_ok=True)
-    data = os.urandom(2 << 20)
-    (media / "out.bin").write_bytes(data)
-    tool = tmp_path / "tool"
-    tool.write_text(COUNTING_TOOL.format(count=tmp_path / "count", media=media))
-    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    """A tool that logs each run to <tmp>/count and writes out.bin after 0.3 s."""
+    data = install_tool(tmp_path, COUNTING_TOOL.format(count=tmp_path / "count", media=tmp_path / "media"))
     return tmp_path / "count", data
-
-
-def invocations(count: Path) -> int:
-    return len(count.read_text().split()) if count.exists() else 0
 
 
 def test_twenty_identical_requests_on_two_workers_make_one_render(gunicorn_factory, tmp_path, counting_tool):
     count, data = counting_tool
-    server = gunicorn_factory(
-        {"MEDIA_ROOT": str(tmp_path / "media"), "DJANGO_SETTINGS_MODULE": "tests.splice_settings",
-         "LOG_LEVEL": "DEBUG"},
-        workers=2,
-        threads=12,
-    )
+    server = start_test_views(gunicorn_factory, tmp_path, workers=2, threads=12)
     assert wait_until(lambda: len(server.worker_pids()) == 2)
 
     def fetch(_: int) -> bytes:
@@ -216,7 +188,7 @@ def test_a_client_leaving_or_a_failing_tool_leaves_no_partial_entry(gunicorn_fac
     count, data = counting_tool
     media = tmp_path / "media"
     (media / "huge.bin").write_bytes(os.urandom(40 << 20))
-    server = start(gunicorn_factory, tmp_path)
+    server = start_test_views(gunicorn_factory, tmp_path)
     worker = server.worker_pids()[0]
     raw = socket.create_connection(("127.0.0.1", server.port))
     raw.sendall(b"GET /_test/cached/huge.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -237,41 +209,9 @@ def test_a_client_leaving_or_a_failing_tool_leaves_no_partial_entry(gunicorn_fac
     assert "Traceback" not in log_text(tmp_path)
 
 
-SLOW_TOOL = """#!{python}
-import os, sys, time
-with open("{count}", "a") as count:
-    count.write(f"{{os.getpid()}}\\n")
-data = open("{media}/" + sys.argv[1], "rb").read()
-step = len(data) // 20 + 1
-for start in range(0, len(data), step):
-    sys.stdout.buffer.write(data[start:start + step])
-    sys.stdout.flush()
-    time.sleep(0.1)
-sys.exit(int(os.environ.get("TOOL_EXIT", "0")))
-"""
-
-
-def slow_tool(tmp_path: Path, fail: bool = False) -> bytes:
-    """A tool that streams a 2 MiB file in 20 slices over about 2 s (and fails at the end if told)."""
-    media = tmp_path / "media"
-    media.mkdir(exist_ok=True)
-    data = os.urandom(2 << 20)
-    (media / "out.bin").write_bytes(data)
-    tool = tmp_path / "tool"
-    script = SLOW_TOOL.format(python=sys.executable, count=tmp_path / "count", media=media)
-    tool.write_text(script.replace('os.environ.get("TOOL_EXIT", "0")', '"3"') if fail else script)
-    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
-    return data
-
-
 def test_identical_requests_follow_a_streaming_render_as_it_grows(gunicorn_factory, tmp_path):
     data = slow_tool(tmp_path)
-    server = gunicorn_factory(
-        {"MEDIA_ROOT": str(tmp_path / "media"), "DJANGO_SETTINGS_MODULE": "tests.splice_settings",
-         "LOG_LEVEL": "DEBUG", "TRANSFORMS_CACHE_WAIT": "1"},
-        workers=2,
-        threads=12,
-    )
+    server = start_test_views(gunicorn_factory, tmp_path, workers=2, threads=12, TRANSFORMS_CACHE_WAIT="1")
     assert wait_until(lambda: len(server.worker_pids()) == 2)
     url = f"{server.url}/_test/cached/out.bin"
 
@@ -296,7 +236,7 @@ def test_identical_requests_follow_a_streaming_render_as_it_grows(gunicorn_facto
 
 def test_a_follower_of_a_failing_render_ends_early_too(gunicorn_factory, tmp_path):
     slow_tool(tmp_path, fail=True)
-    server = start(gunicorn_factory, tmp_path)
+    server = start_test_views(gunicorn_factory, tmp_path)
     leader, follower = RawClient(server.port), RawClient(server.port)
     leader.request("GET", "/_test/cached/out.bin")
     time.sleep(0.5)
@@ -318,7 +258,7 @@ def test_a_follower_of_a_failing_render_ends_early_too(gunicorn_factory, tmp_pat
 def test_followers_get_the_whole_render_when_the_first_client_leaves(gunicorn_factory, tmp_path, splice):
     """The render keeps going for the requests following it, and its result is cached, once."""
     data = slow_tool(tmp_path)
-    server = start(gunicorn_factory, tmp_path, STREAMING_SPLICE=splice)
+    server = start_test_views(gunicorn_factory, tmp_path, STREAMING_SPLICE=splice)
     leader = RawClient(server.port)
     leader.request("GET", "/_test/cached/out.bin")
     assert wait_until(lambda: "result cache miss" in log_text(tmp_path))
@@ -345,7 +285,7 @@ def test_followers_get_the_whole_render_when_the_first_client_leaves(gunicorn_fa
 
 def test_the_render_stops_when_its_last_follower_leaves_too(gunicorn_factory, tmp_path):
     slow_tool(tmp_path)
-    server = start(gunicorn_factory, tmp_path)
+    server = start_test_views(gunicorn_factory, tmp_path)
     worker = server.worker_pids()[0]
     leader = RawClient(server.port)
     leader.request("GET", "/_test/cached/out.bin")
@@ -368,7 +308,7 @@ def test_an_unusable_cache_folder_does_not_fail_requests(client, photos, setting
     settings.TRANSFORMS_CACHE_DIR = blocker / "cache"
     response = client.get("/hd.jpg?size=64x64")
     assert response.status_code == 200
-    assert decode(read(response)).size == (64, 36)
+    assert decode(read_body(response)).size == (64, 36)
 
 
 def test_a_request_that_waited_too_long_renders_for_itself(client, photos, settings):
@@ -384,7 +324,7 @@ def test_a_request_that_waited_too_long_renders_for_itself(client, photos, setti
     held = result_cache().claim(key, 0)
     assert isinstance(held, RenderLock)  # as if another worker were rendering it for a long time
     response = client.get("/hd.jpg?size=32x32")
-    assert response.status_code == 200 and decode(read(response)).size == (32, 18)
+    assert response.status_code == 200 and decode(read_body(response)).size == (32, 18)
     assert result_cache().open(key) is None  # made uncached: the holder still owns the entry
     held.release()
 

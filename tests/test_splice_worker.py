@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.conftest import children, open_fds, wait_until
-from tests.raw_http import RawClient, reset
+from tests.conftest import children, log_text, open_fds, start_test_views, wait_until
+from tests.raw_http import RawClient, leave_mid_body
 
 
 @pytest.fixture
@@ -21,24 +21,9 @@ def blob(tmp_path) -> bytes:
     return data
 
 
-def start(gunicorn_factory, tmp_path, **env):
-    return gunicorn_factory(
-        {
-            "MEDIA_ROOT": str(tmp_path / "media"),
-            "DJANGO_SETTINGS_MODULE": "tests.splice_settings",
-            "LOG_LEVEL": "DEBUG",
-            **env,
-        }
-    )
-
-
-def log_text(tmp_path) -> str:
-    return "\n".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("gunicorn-*.log")))
-
-
 @pytest.mark.parametrize("mode", ["os", "ctypes"])
 def test_chunked_length_and_close_delimited_framing_with_keepalive(gunicorn_factory, tmp_path, blob, mode):
-    server = start(gunicorn_factory, tmp_path, STREAMING_SPLICE=mode)
+    server = start_test_views(gunicorn_factory, tmp_path, STREAMING_SPLICE=mode)
     client = RawClient(server.port)
     client.request("GET", "/_test/cat/blob.bin")
     status, headers, body = client.response()
@@ -69,7 +54,7 @@ def test_chunked_length_and_close_delimited_framing_with_keepalive(gunicorn_fact
 
 
 def test_head_has_no_body_and_keeps_the_connection(gunicorn_factory, tmp_path, blob):
-    server = start(gunicorn_factory, tmp_path)
+    server = start_test_views(gunicorn_factory, tmp_path)
     client = RawClient(server.port)
     client.request("HEAD", "/_test/cat/blob.bin")
     status, headers, _ = client.response(head=True)
@@ -86,7 +71,7 @@ def test_head_has_no_body_and_keeps_the_connection(gunicorn_factory, tmp_path, b
 
 
 def test_splice_off_falls_back_to_copying_the_same_bytes(gunicorn_factory, tmp_path, blob):
-    server = start(gunicorn_factory, tmp_path, STREAMING_SPLICE="off")
+    server = start_test_views(gunicorn_factory, tmp_path, STREAMING_SPLICE="off")
     client = RawClient(server.port)
     client.request("GET", "/_test/cat/blob.bin")
     assert client.response()[2] == blob
@@ -96,7 +81,7 @@ def test_splice_off_falls_back_to_copying_the_same_bytes(gunicorn_factory, tmp_p
 
 @pytest.mark.parametrize("mode", ["auto", "off"])
 def test_a_tool_failing_mid_stream_truncates_visibly(gunicorn_factory, tmp_path, blob, mode):
-    server = start(gunicorn_factory, tmp_path, STREAMING_SPLICE=mode)
+    server = start_test_views(gunicorn_factory, tmp_path, STREAMING_SPLICE=mode)
     client = RawClient(server.port)
     client.request("GET", "/_test/fail/blob.bin")
     with pytest.raises(EOFError):
@@ -111,7 +96,7 @@ def test_a_tool_failing_mid_stream_truncates_visibly(gunicorn_factory, tmp_path,
 
 @pytest.mark.parametrize("mode", ["auto", "off"])
 def test_a_stalled_tool_and_a_client_that_never_reads_free_the_thread(gunicorn_factory, tmp_path, blob, mode):
-    server = start(gunicorn_factory, tmp_path, STREAMING_STALL_TIMEOUT="1", STREAMING_SPLICE=mode)
+    server = start_test_views(gunicorn_factory, tmp_path, STREAMING_STALL_TIMEOUT="1", STREAMING_SPLICE=mode)
     worker = server.worker_pids()[0]
     started = time.monotonic()
     silent = RawClient(server.port)
@@ -133,7 +118,7 @@ def test_a_stalled_tool_and_a_client_that_never_reads_free_the_thread(gunicorn_f
 
 
 def test_200_disconnects_leave_no_child_zombie_or_fd(gunicorn_factory, tmp_path, blob):
-    server = start(gunicorn_factory, tmp_path, LOG_LEVEL="INFO")
+    server = start_test_views(gunicorn_factory, tmp_path, LOG_LEVEL="INFO")
     worker = server.worker_pids()[0]
     warm = RawClient(server.port)
     warm.request("GET", "/_test/zero/1000")
@@ -141,11 +126,7 @@ def test_200_disconnects_leave_no_child_zombie_or_fd(gunicorn_factory, tmp_path,
     warm.close()
     assert wait_until(lambda: children(worker) == [])
     baseline = open_fds(worker)
-    for _ in range(200):
-        raw = socket.create_connection(("127.0.0.1", server.port))
-        raw.sendall(b"GET /_test/zero/1000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        raw.recv(65536)
-        reset(raw)
+    leave_mid_body(server.port, "/_test/zero/1000000000", times=200, first_bytes=65536)
     assert wait_until(lambda: children(worker) == [] and open_fds(worker) <= baseline, timeout=20), (
         children(worker), open_fds(worker), baseline)
     check = RawClient(server.port)
@@ -169,7 +150,7 @@ def test_tls_falls_back_to_copying(gunicorn_factory, tmp_path, blob):
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )
-    server = start(gunicorn_factory, tmp_path, GUNICORN_CMD_ARGS=f"--certfile {cert} --keyfile {key}")
+    server = start_test_views(gunicorn_factory, tmp_path, GUNICORN_CMD_ARGS=f"--certfile {cert} --keyfile {key}")
     urllib3.disable_warnings()
     response = requests.get(f"https://127.0.0.1:{server.port}/_test/cat/blob.bin", verify=False, timeout=20)
     assert response.content == blob
@@ -178,7 +159,7 @@ def test_tls_falls_back_to_copying(gunicorn_factory, tmp_path, blob):
 
 
 def test_a_content_length_that_does_not_match_the_output_ends_the_connection(gunicorn_factory, tmp_path, blob):
-    server = start(gunicorn_factory, tmp_path)
+    server = start_test_views(gunicorn_factory, tmp_path)
     short = RawClient(server.port)
     short.request("GET", "/_test/cat/blob.bin?length=1&off=-100")  # the tool writes 100 bytes too many
     status, headers, body = short.response()

@@ -16,14 +16,16 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import conf as streaming_conf
+from .conf import conf
 from .registry import parse
 from .sources import SourceError, contained_path
 
 
 @checks.register()
-def check_cameras(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_cameras(app_configs: object = None, **kwargs: object) -> list[checks.CheckMessage]:
+    """Parse CAMERAS and look for each source's tool, file or device, so mistakes show at start-up."""
     try:
-        cameras = parse(settings.CAMERAS)
+        cameras = parse(conf.CAMERAS)
     except ImproperlyConfigured as exc:
         return [checks.Error(str(exc), hint="see the Cameras section of the README", id="cameras.E001")]
     messages: list[checks.CheckMessage] = []

@@ -25,9 +25,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from . import bus, producer
+from .conf import conf
 from .mjpeg import encode_part
 from .os_thread_names import name_this_thread
 from .registry import Camera
@@ -97,7 +96,7 @@ class Feed:
 
     def attach(self) -> Viewer:
         """Register a viewer (starting the reader if needed); TooManyViewers past the limit."""
-        limit = int(settings.CAMERAS_MAX_VIEWERS)
+        limit = conf.CAMERAS_MAX_VIEWERS
         with self._count_lock:
             if not bus.admit_viewer(self.camera.name, bus.process_id(), len(self._viewers) + 1, limit):
                 raise TooManyViewers()

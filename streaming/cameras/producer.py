@@ -23,9 +23,8 @@ import threading
 import time
 import uuid
 
-from django.conf import settings
-
 from . import bus
+from .conf import conf
 from .os_thread_names import name_this_thread
 from .registry import Camera
 from .sources import SourceError
@@ -111,7 +110,7 @@ class Producer(threading.Thread):
         redis.incr(bus.key(name, "producers"))
         redis.incr(bus.key(name, "starts"))
         logger.info("camera %s: producer started in %s", name, bus.process_id())
-        backoff = float(settings.CAMERAS_RESTART_BACKOFF)
+        backoff = conf.CAMERAS_RESTART_BACKOFF
         try:
             while not self._stop_event.is_set():
                 try:
@@ -119,7 +118,7 @@ class Producer(threading.Thread):
                 except SourceError as exc:
                     self._failed(str(exc), backoff)
                     self._stop_event.wait(backoff)
-                    backoff = min(backoff * 2, float(settings.CAMERAS_RESTART_BACKOFF_MAX))
+                    backoff = min(backoff * 2, conf.CAMERAS_RESTART_BACKOFF_MAX)
                     continue
                 except Exception as exc:  # a bug or a Redis outage must not leave the lease held
                     logger.exception("camera %s: producer crashed", name)
@@ -127,7 +126,7 @@ class Producer(threading.Thread):
                     self._stop_event.wait(backoff)
                     continue
                 if self.frames_sent:
-                    backoff = float(settings.CAMERAS_RESTART_BACKOFF)
+                    backoff = conf.CAMERAS_RESTART_BACKOFF
         finally:
             self._stop_event.set()
             self._keeper.join(5)
@@ -179,7 +178,7 @@ class Producer(threading.Thread):
     def _keep(self) -> None:
         """Renew the lease, publish the frame rate, and stop the producer when nobody watches."""
         name_this_thread(f"cam-keeper-{self.camera.name}")
-        idle_timeout = float(settings.CAMERAS_IDLE_TIMEOUT)
+        idle_timeout = conf.CAMERAS_IDLE_TIMEOUT
         last_demand = time.monotonic()
         last_count, last_time = self.frames_sent, time.monotonic()
         while not self._stop_event.wait(KEEP_INTERVAL):

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import parse_qs, urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .conf import conf
 from .sources import EmulatedSource, FfmpegSource, Source, redact
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -57,7 +57,7 @@ class Camera:
 
 def cameras() -> dict[str, Camera]:
     """The configured cameras by name, in the order they were listed."""
-    return parse(settings.CAMERAS)
+    return parse(conf.CAMERAS)
 
 
 def get_camera(name: str) -> Camera | None:

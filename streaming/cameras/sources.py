@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..conf import conf as streaming_conf
 from ..pipeline import Pipeline, PipelineError
+from .conf import conf
 from .jpeg_splitter import JpegSplitter
 
 QUIET = ["-nostdin", "-hide_banner", "-loglevel", "error"]
@@ -44,6 +45,7 @@ URL_PROTOCOLS = {
     "https": "https,http,tls,tcp,pipe",
 }
 CREDENTIALS = re.compile(r"(\w+://)[^/@\s]+@")
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
 class SourceError(Exception):
@@ -140,7 +142,8 @@ class EmulatedSource(Source):
                 due = start + index * interval
             stop.wait(max(0.0, due - now))
 
-    def draw(self, background: Image.Image, index: int, font, small) -> bytes:
+    def draw(self, background: Image.Image, index: int, font: Font, small: Font) -> bytes:
+        """Frame ``index``: its bar, ball, clock and counter move, so a viewer can see the stream is live."""
         width, height = self.size
         image = background.copy()
         draw = ImageDraw.Draw(image)
@@ -169,7 +172,7 @@ class EmulatedSource(Source):
         return Image.merge("RGB", (red, green, blue))
 
 
-def _font(size: int):
+def _font(size: int) -> Font:
     try:
         return ImageFont.truetype(FONT_PATH, size)
     except OSError:
@@ -195,7 +198,7 @@ class FfmpegSource(Source):
         raise SourceError(f"unknown source kind {self.kind!r}")
 
     def frames(self, stop: threading.Event) -> Iterator[bytes]:
-        stall = float(settings.CAMERAS_STALL_TIMEOUT)
+        stall = conf.CAMERAS_STALL_TIMEOUT
         try:
             pipeline = Pipeline([self.argv()], deadline=FOREVER)
         except OSError as exc:
