@@ -60,7 +60,8 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """On a graceful stop (SIGTERM, also sent on reload) end camera streams at once.
+    """Open the worker's metric files, and on a graceful stop (SIGTERM, also sent on reload)
+    end camera streams at once.
 
     A camera stream never ends by itself, so without this every worker with viewers
     would wait out ``graceful_timeout`` before exiting. The handler adds to gunicorn's
@@ -69,6 +70,9 @@ def post_worker_init(worker):
     import signal
 
     from streaming.cameras.fanout import end_all_streams
+    from streaming.metrics import open_files
+
+    open_files()
 
     previous = signal.getsignal(signal.SIGTERM)
 

@@ -31,6 +31,7 @@ class ReplaySource(NamedTuple):
 
     path: str
     identity: Identity
+    kind: str = "file"  # what the response was, for /metrics: "original", or the transform's kind
 
 
 class Body(ABC):

@@ -61,6 +61,7 @@ from . import splice as splicing
 from .bodies import Body, FileBody, FollowedBody, PipeBody, SpliceFill
 from .conf import conf
 from .follow import FollowAborted
+from .metrics import BYTES_SENT
 from .pipeline import F_SETPIPE_SZ, PIPE_SIZE, PipelineError
 from .replay_loop import LoopReplies
 
@@ -91,6 +92,14 @@ class SpliceResponse(wsgi.Response):
     """gunicorn's HTTP/1.x Response plus a splice path for pipe bodies."""
 
     aborted = False
+    body_path = "copy"  # how the body left: splice, sendfile or copy (Python writes), for /metrics
+    sendfile_bytes = 0  # gunicorn's sendfile does not count into ``sent``
+
+    def sendfile(self, respiter: wsgi.FileWrapper) -> bool:
+        sent = super().sendfile(respiter)
+        if sent and not self._omits_body:
+            self.body_path, self.sendfile_bytes = "sendfile", self.response_length or 0
+        return sent
 
     def write_file(self, respiter: wsgi.FileWrapper) -> None:
         """Send the body the way its kind calls for (``streaming.bodies``); other objects go to gunicorn."""
@@ -100,6 +109,7 @@ class SpliceResponse(wsgi.Response):
             if splice is None:
                 self.send_body(body, lambda stall: self.copy_blocks(body, respiter.blksize, stall))
             else:
+                self.body_path = "splice"
                 self.send_body(body, lambda stall: self.splice_body(body, splice, stall))
         elif isinstance(body, FollowedBody):
             self.send_body(body, lambda stall: self.copy_growing(body))
@@ -161,6 +171,8 @@ class SpliceResponse(wsgi.Response):
 
     def close(self) -> None:
         """No chunked terminator after an abort: the client must see that the body is incomplete."""
+        if self.sent or self.sendfile_bytes:
+            BYTES_SENT.labels(self.body_path).inc(self.sent + self.sendfile_bytes)
         if self.aborted:
             return
         super().close()

@@ -13,6 +13,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Gauge(Protocol):
+    """What a slot count reports to: a prometheus-client Gauge, or anything with inc and dec."""
+
+    def inc(self, amount: float = 1) -> None: ...
+
+    def dec(self, amount: float = 1) -> None: ...
 
 
 class Saturated(Exception):
@@ -26,10 +35,12 @@ class Saturated(Exception):
 class WorkSlots:
     """Non-blocking weighted counter: acquire returns a release callable or raises."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, gauge: Gauge | None = None) -> None:
+        """``gauge`` (a metric with inc/dec) follows the slots in use, for /metrics."""
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
+        self.gauge = gauge
         self._used = 0
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
@@ -49,12 +60,16 @@ class WorkSlots:
                     raise Saturated()
                 self._freed.wait(remaining)
             self._used += weight
+        if self.gauge is not None:
+            self.gauge.inc(weight)
         return Slot(self, weight)
 
     def _release(self, weight: int) -> None:
         with self._freed:
             self._used -= weight
             self._freed.notify_all()
+        if self.gauge is not None:
+            self.gauge.dec(weight)
 
 
 class Slot:
@@ -80,7 +95,7 @@ class Slot:
         self.release()
 
 
-def process_slots(capacity: Callable[[], int]) -> Callable[[], WorkSlots]:
+def process_slots(capacity: Callable[[], int], gauge: Gauge | None = None) -> Callable[[], WorkSlots]:
     """A getter for one ``WorkSlots`` per process, sized by ``capacity()`` on first use.
 
     Sized when first asked for, not at import: settings are read once they are ready,
@@ -93,7 +108,7 @@ def process_slots(capacity: Callable[[], int]) -> Callable[[], WorkSlots]:
         nonlocal slots
         with lock:
             if slots is None:
-                slots = WorkSlots(capacity())
+                slots = WorkSlots(capacity(), gauge)
             return slots
 
     return get

@@ -74,6 +74,17 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
+def open_files() -> None:
+    """Open this process's metric files now, one per kind of metric (at a worker's start).
+
+    prometheus-client opens a kind's file when its first sample is made; a worker that
+    made its first histogram sample an hour in would seem to have gained an fd then.
+    """
+    REQUESTS.labels("page", "2xx")
+    TRANSFORM_SECONDS.labels("pillow")
+    WORK_SLOTS.inc(0)  # after a fork, the first touch reopens every kind already made
+
+
 def forget_dead_processes() -> int:
     """Remove the files of processes that no longer run (at gunicorn's start); returns how many.
 

@@ -28,6 +28,10 @@ import termios
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client import Gauge
 
 from .bodies import PipeBody
 
@@ -39,6 +43,14 @@ F_GETPIPE_SZ = 1032
 # How often a settling wait looks at how full the output pipe is.
 SETTLE_POLL = 0.005
 STDERR_TAIL = 2000
+
+
+def tools_gauge() -> Gauge:
+    """The gauge of tool processes running; imported when first needed, so scripts without
+    Django or a metrics folder can use pipelines."""
+    from .metrics import TOOLS
+
+    return TOOLS
 
 
 class PipelineError(Exception):
@@ -116,6 +128,7 @@ class Pipeline(PipeBody):
                 pgid = pgid or proc.pid
                 self.pgid = pgid
                 self._procs.append(proc)
+                tools_gauge().inc()
                 previous = proc
         finally:
             if stdin is not subprocess.DEVNULL:
@@ -161,6 +174,7 @@ class Pipeline(PipeBody):
                     proc.stdout.close()
             self._stderr.close()
         finally:
+            tools_gauge().dec(len(self._procs))
             if self._on_close is not None:
                 self._on_close()
 

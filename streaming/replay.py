@@ -81,7 +81,7 @@ def identity_of(path: str) -> Identity | None:
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def mark_replayable(body: FileBody, path: str, identity: Identity) -> None:
+def mark_replayable(body: FileBody, path: str, identity: Identity, kind: str = "file") -> None:
     """Let the worker keep this response: its bytes follow from the request and the file at ``path``,
     which was ``identity`` when the response was made (every replay checks it still is).
 
@@ -89,7 +89,7 @@ def mark_replayable(body: FileBody, path: str, identity: Identity) -> None:
     """
     if not isinstance(body, FileBody):
         raise TypeError(f"only a FileBody can be replayed, not {type(body).__name__}")
-    body.replay_source = ReplaySource(path, identity)
+    body.replay_source = ReplaySource(path, identity, kind)
 
 
 @dataclass(slots=True)
@@ -105,6 +105,7 @@ class Replay:
     source: str
     identity: Identity
     expires: float
+    kind: str = "file"  # the request kind it counts as in /metrics (``ReplaySource.kind``)
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -295,6 +296,7 @@ def offer(response: Response, body: FileBody) -> None:
         source=source.path,
         identity=source.identity,
         expires=time.monotonic() + table.ttl,
+        kind=source.kind,
     ))
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import replay
 from .conf import conf
+from .metrics import BYTES_SENT, REQUESTS, RESULT_CACHE, status_class
 
 if TYPE_CHECKING:
     from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -89,6 +90,7 @@ class LoopReplies:
             self.drop_keepalived(conn)
             return True
         self.count_request()
+        count_replay(entry, status, with_body=status == 200 and not request.head_only)
         if worker.log.access_log_enabled:
             self.log_replay(conn, request, status, payload, started)
         worker.keepalived_conns.remove(conn)
@@ -145,6 +147,15 @@ class LoopReplies:
                                headers=[])
         elapsed = timedelta(seconds=time.monotonic() - started)
         self.worker.log.access(resp, SimpleNamespace(headers=headers), environ, elapsed)
+
+
+def count_replay(entry: replay.Replay, status: int, *, with_body: bool) -> None:
+    """A replay is a request like any other in /metrics, and a result-cache hit when it was one."""
+    REQUESTS.labels(entry.kind, status_class(status)).inc()
+    if entry.kind != "original":
+        RESULT_CACHE.labels("replay").inc()
+    if with_body:
+        BYTES_SENT.labels("replay").inc(len(entry.body))
 
 
 def send_rest(conn: TConn, rest: bytes) -> bool:

@@ -47,7 +47,7 @@ OUTCOMES = {Entry: "hit", Following: "follow", RenderLock: "miss"}
 
 def deliver(request: HttpRequest, order: Order) -> HttpResponse:
     """The response to a transform request whose ETag did not match."""
-    return respond(request, obtain(order), order.headers, etag=order.etag, source=order.source)
+    return respond(request, obtain(order), order.headers, etag=order.etag, source=order.source, kind=order.kind)
 
 
 def obtain(order: Order, *, uncached: bool = True) -> Outcome:
@@ -131,13 +131,14 @@ class FillDone:
 
 
 def respond(request: HttpRequest, outcome: Outcome, headers: dict[str, str], *, etag: str | None = None,
-            source: Source | None = None) -> HttpResponse:
-    """The response for a result; a cache hit made from ``source`` may be replayed while it is unchanged."""
+            source: Source | None = None, kind: str = "file") -> HttpResponse:
+    """The response for a result; a cache hit made from ``source`` may be replayed while it is unchanged
+    (and counted as a request of ``kind`` when it is)."""
     headers = {**headers, **SECURITY_HEADERS}
     if isinstance(outcome, Entry):
         response = file_response(request, outcome.file, size=outcome.size, offset=outcome.offset,
                                  content_type=outcome.content_type, headers=headers, etag=etag)
-        return response if source is None else allow_replay(response, source)
+        return response if source is None else allow_replay(response, source, kind)
     if isinstance(outcome, Following):  # the length is not known yet: chunked, no Range, not buffered
         return FileResponse(outcome.body, content_type=outcome.content_type,
                             headers={**headers, "Accept-Ranges": "none", "X-Accel-Buffering": "no"})
@@ -158,19 +159,19 @@ def original_response(request: HttpRequest, source: Source, etag: str) -> HttpRe
         etag=etag,
         last_modified=mtime,
     )
-    return allow_replay(response, source)
+    return allow_replay(response, source, "original")
 
 
 def original_headers(source: Source, etag: str) -> dict[str, str]:
     return {"ETag": etag, "Last-Modified": http_date(source.mtime_ns / 1e9), "Cache-Control": conf.CACHE_CONTROL}
 
 
-def allow_replay(response: HttpResponse, source: Source) -> HttpResponse:
+def allow_replay(response: HttpResponse, source: Source, kind: str) -> HttpResponse:
     """Let the worker answer this exact request again without Django while ``source`` is unchanged.
 
     Only whole file bodies qualify: their bytes follow from the URL, the request
     headers the worker keys on and the source file (``streaming.replay``).
     """
     if response.status_code == 200 and isinstance(response, FileResponse):
-        mark_replayable(response.file_to_stream, requested_path(source), source.identity)
+        mark_replayable(response.file_to_stream, requested_path(source), source.identity, kind)
     return response

@@ -64,6 +64,11 @@ class Order:
         return headers
 
     @property
+    def kind(self) -> str:
+        """What the request is for, in /metrics: an image transform or a video/audio one."""
+        return "image" if self.image is not None else "video"
+
+    @property
     def streams(self) -> bool:
         """A transcode: identical requests follow its output as it grows rather than wait for the end."""
         return self.image is None and self.spec.frame is None

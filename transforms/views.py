@@ -49,7 +49,7 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
             return HttpResponseNotModified(headers=original_headers(source, etag))
         return original_response(request, source, etag)
     with opened_image(source) as image:  # the response is made (bytes, or a started tool) before it closes
-        request.metrics_kind = "image" if image is not None else "video"
+        request.metrics_kind = "image" if image is not None else "video"  # also when the query is refused
         order = order_for_request(request, source, image)
         if not_modified(request, order.etag):
             return HttpResponseNotModified(headers=order.headers)

@@ -11,13 +11,12 @@ result is finished: at once for bytes, when the pipeline closes for a stream.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import NamedTuple
 
 from streaming.fill import TeedPipeline
-from streaming.limits import WorkSlots
-from streaming.metrics import TRANSFORM_SECONDS
+from streaming.limits import process_slots
+from streaming.metrics import TRANSFORM_SECONDS, WORK_SLOTS
 from streaming.pipeline import DeadlineExceeded, Pipeline, PipelineError
 
 from .conf import conf
@@ -34,17 +33,8 @@ class Result(NamedTuple):
     body: bytes | Pipeline | TeedPipeline
 
 
-_slots: WorkSlots | None = None
-_slots_lock = threading.Lock()
-
-
-def work_slots() -> WorkSlots:
-    """This process's work slots, sized from settings on first use."""
-    global _slots
-    with _slots_lock:
-        if _slots is None:
-            _slots = WorkSlots(conf.concurrency)
-        return _slots
+# This process's work slots, sized from TRANSFORMS_CONCURRENCY on first use.
+work_slots = process_slots(lambda: conf.concurrency, WORK_SLOTS)
 
 
 def start(task: Task) -> Result:

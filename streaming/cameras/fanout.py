@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..metrics import CAMERA_VIEWERS
 from . import bus, producer
 from .conf import conf
 from .mjpeg import encode_part
@@ -103,6 +104,7 @@ class Feed:
             with self._lock:
                 viewer = Viewer(self.failure[0])
                 self._viewers.add(viewer)
+                CAMERA_VIEWERS.labels(self.camera.name).inc()
                 if self._reader is None:
                     self._reader = threading.Thread(target=self._read, name=f"camera-reader-{self.camera.name}",
                                                     daemon=True)
@@ -117,7 +119,9 @@ class Feed:
         reconnecting viewer leaves.
         """
         with self._lock:
-            self._viewers.discard(viewer)
+            if viewer in self._viewers:
+                self._viewers.discard(viewer)
+                CAMERA_VIEWERS.labels(self.camera.name).dec()
 
     def next_part(self, viewer: Viewer, timeout: float) -> bytes | str | None:
         """The newest part this viewer has not had, a failure text, or None after ``timeout``."""

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 
+from ..metrics import CAMERA_PRODUCERS
 from . import bus
 from .conf import conf
 from .os_thread_names import name_this_thread
@@ -109,6 +110,7 @@ class Producer(threading.Thread):
         redis = bus.client()
         redis.incr(bus.key(name, "producers"))
         redis.incr(bus.key(name, "starts"))
+        CAMERA_PRODUCERS.labels(name).inc()
         logger.info("camera %s: producer started in %s", name, bus.process_id())
         backoff = conf.CAMERAS_RESTART_BACKOFF
         try:
@@ -128,6 +130,7 @@ class Producer(threading.Thread):
                 if self.frames_sent:
                     backoff = conf.CAMERAS_RESTART_BACKOFF
         finally:
+            CAMERA_PRODUCERS.labels(name).dec()
             self._stop_event.set()
             self._keeper.join(5)
             with contextlib.suppress(Exception):
