@@ -76,3 +76,46 @@ class RestartableRedis:
         if self.process is not None:
             stop_process(self.process, 5)
             self.process = None
+
+
+NGINX = "/usr/sbin/nginx"
+NGINX_SITE = PROJECT / "deploy" / "nginx" / "mediasite.conf"
+
+
+class Nginx:
+    """A real nginx running the shipped site file, with only its ports (and temp folders) changed."""
+
+    def __init__(self, workdir: Path, upstream_port: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        site = NGINX_SITE.read_text()
+        for shipped, here in (("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
+                              ("listen 80;", f"listen 127.0.0.1:{self.port};"), ("listen [::]:80;", "")):
+            assert shipped in site, f"the shipped site file has no {shipped!r}"
+            site = site.replace(shipped, here)
+        (workdir / "mediasite.conf").write_text(site)
+        temp = "\n".join(f"  {kind}_temp_path {workdir / kind};" for kind in ("client_body", "proxy", "fastcgi",
+                                                                              "uwsgi", "scgi"))
+        (workdir / "nginx.conf").write_text(
+            ("user root;\n" if os.geteuid() == 0 else "")
+            + f"worker_processes 1;\ndaemon off;\npid {workdir / 'nginx.pid'};\n"
+            f"error_log {workdir / 'error.log'} info;\n"
+            f"events {{ worker_connections 4096; }}\nhttp {{\n  access_log {workdir / 'access.log'};\n{temp}\n"
+            f"  include {workdir / 'mediasite.conf'};\n}}\n"
+        )
+        self.process = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited: {(workdir / 'error.log').read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not start")
+
+    def stop(self) -> None:
+        stop_process(self.process, 5)
