@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from mediasite import nginx as nginx_config
 from tests.conftest import PROJECT, children, free_port, stop_process
 
 
@@ -79,7 +80,6 @@ class RestartableRedis:
 
 
 NGINX = "/usr/sbin/nginx"
-NGINX_SITE = PROJECT / "deploy" / "nginx" / "mediasite.conf"
 
 
 class Nginx:
@@ -88,23 +88,8 @@ class Nginx:
     def __init__(self, workdir: Path, upstream_port: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        site = NGINX_SITE.read_text()
-        for shipped, here in (("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};"),
-                              ("listen 80;", f"listen 127.0.0.1:{self.port};"), ("listen [::]:80;", "")):
-            assert shipped in site, f"the shipped site file has no {shipped!r}"
-            site = site.replace(shipped, here)
-        (workdir / "mediasite.conf").write_text(site)
-        temp = "\n".join(f"  {kind}_temp_path {workdir / kind};" for kind in ("client_body", "proxy", "fastcgi",
-                                                                              "uwsgi", "scgi"))
-        (workdir / "nginx.conf").write_text(
-            ("user root;\n" if os.geteuid() == 0 else "")
-            + f"worker_processes 1;\ndaemon off;\npid {workdir / 'nginx.pid'};\n"
-            f"error_log {workdir / 'error.log'} info;\n"
-            f"events {{ worker_connections 4096; }}\nhttp {{\n  access_log {workdir / 'access.log'};\n{temp}\n"
-            f"  include {workdir / 'mediasite.conf'};\n}}\n"
-        )
-        self.process = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf")],
+        conf = nginx_config.standalone(workdir, upstream_port, self.port)
+        self.process = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(conf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
