@@ -100,6 +100,20 @@ def make_root() -> Path:
     return root
 
 
+def replay_counting_micros(rounds: int = 200_000) -> float:
+    """Microseconds one replay spends in /metrics counting (``replay_loop.count_replay``), in-process."""
+    import timeit
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mediasite-bench-metrics-")
+    from streaming.replay import Replay
+    from streaming.replay_loop import count_replay
+
+    entry = Replay(b"", b"", b"", b"", b"x" * 3359, None, "/x", (0, 0, 0, 0), 0.0, kind="image")
+    seconds = min(timeit.repeat(lambda: count_replay(entry, 200, with_body=True), number=rounds, repeat=5))
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    return 1e6 * seconds / rounds
+
+
 def report(runs: dict[str, list[tuple[float, float]]], body: bytes, seconds: int, cores: int) -> None:
     """The Markdown table of docs/benchmarks.md: medians of requests/s and of server CPU per request."""
     rates = {name: statistics.median(rate for rate, _ in results) for name, results in runs.items()}
@@ -169,6 +183,10 @@ def main() -> None:
             for name, (url, process) in rows.items():
                 runs[name].append(wrk(url, args.seconds, process))
         report(runs, body, args.seconds, cores)
+        replay_cpu = statistics.median(micros for _, micros in next(iter(runs.values())))
+        counting = replay_counting_micros()
+        print(f"\nCounting a replay for /metrics (3 multiprocess counter increments): {counting:.2f} µs, "
+              f"{100 * counting / replay_cpu:.1f}% of a replayed hit's server CPU")
     finally:
         for process in (floor, server, proxy, gunicorn, through_django):
             if process is not None:

@@ -85,7 +85,11 @@ def test_counters_add_up_across_workers_and_replays(deployment):
     assert deployment.get("/big.jpg?size=0x0").status_code == 400
     sent[("image", "4xx")] += 1
 
-    samples = deployment.samples()
+    def counted() -> dict | None:  # replays reach the shared counters within a second (streaming.metrics)
+        samples = deployment.samples()
+        return samples if total(samples, "mediasite_requests_total", kind="image", status="2xx") >= 80 else None
+
+    samples = wait_for(counted, timeout=5)
     for (kind, status), count in sent.items():
         assert total(samples, "mediasite_requests_total", kind=kind, status=status) == count, (kind, status)
     hits = total(samples, "mediasite_result_cache_total", outcome="hit")
