@@ -20,11 +20,14 @@ def manage(env: dict[str, str], *args: str) -> None:
                    stdout=subprocess.DEVNULL, timeout=120)
 
 
+WORKER_ARGS = ("renders", "--worker-class", "transforms.renders.job.RenderWorker")
+
+
 def start_rq_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     """A real ``manage.py rqworker`` as the README runs it (forking work horses), logging to ``log``."""
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "manage.py", "rqworker"], cwd=PROJECT, env={**os.environ, **env},
-                                stdout=out, stderr=out)
+        return subprocess.Popen([sys.executable, "manage.py", "rqworker", *WORKER_ARGS], cwd=PROJECT,
+                                env={**os.environ, **env}, stdout=out, stderr=out)
 
 
 def stop_rq_worker(process: subprocess.Popen) -> None:
