@@ -120,7 +120,8 @@ def check_info_spec(spec: TransformSpec) -> None:
     """``info=1`` describes the source as it is: any other parameter would describe nothing."""
     for name, value in vars(spec).items():
         if name != "info" and value != getattr(TransformSpec(), name):
-            raise InvalidSpec(name, "cannot be combined with info=1 (the metadata is of the source itself)")
+            parameter = "size" if name in ("width", "height") else name
+            raise InvalidSpec(parameter, "cannot be combined with info=1 (the metadata is of the source itself)")
 
 
 def check_image_spec(spec: TransformSpec) -> None:
