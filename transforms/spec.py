@@ -152,16 +152,29 @@ def choice(name: str, options: tuple[str, ...], aliases: Mapping[str, str] | Non
     return parse
 
 
-def integer(name: str, low: int, high: int) -> Callable[[str], dict]:
+def bounded(name: str, low: float, high: float, pattern: str, cast: Callable[[str], float], kind: str
+            ) -> Callable[[str], dict]:
+    """A number written as ``pattern`` (a regex), cast, and within ``low..high``."""
+
     def parse(raw: str) -> dict:
-        if not re.fullmatch(rf"\d{{1,{len(str(high))}}}", raw):
-            raise InvalidSpec(name, f"{raw!r} is not a whole number", f"{low}..{high}")
-        value = int(raw)
+        accepted = f"{_render(low)}..{_render(high)}"
+        if not re.fullmatch(pattern, raw):
+            raise InvalidSpec(name, f"{raw!r} is not {kind}", accepted)
+        value = cast(raw)
         if not low <= value <= high:
-            raise InvalidSpec(name, f"{value} is out of range", f"{low}..{high}")
+            raise InvalidSpec(name, f"{_render(value)} is out of range", accepted)
         return {name: value}
 
     return parse
+
+
+def integer(name: str, low: int, high: int) -> Callable[[str], dict]:
+    return bounded(name, low, high, rf"\d{{1,{len(str(high))}}}", int, "a whole number")
+
+
+def decimal(name: str, low: float, high: float) -> Callable[[str], dict]:
+    """A number with at most two decimals (dpr, sigmas)."""
+    return bounded(name, float(low), float(high), r"\d{1,3}(?:\.\d{1,2})?", float, "a number")
 
 
 def seconds(name: str, minimum: float = 0.0) -> Callable[[str], dict]:
@@ -220,20 +233,6 @@ def parse_gravity(raw: str) -> dict:
         raise InvalidSpec("gravity", f"{raw!r} is not a gravity", ", ".join(COMPASS) + ", smart, fp:X,Y (0..1)")
     x, y = float(match.group(1)), float(match.group(2))
     return {"gravity": f"fp:{_render(x)},{_render(y)}"}
-
-
-def decimal(name: str, low: float, high: float) -> Callable[[str], dict]:
-    """A number with at most two decimals in ``low..high`` (dpr, sigmas)."""
-
-    def parse(raw: str) -> dict:
-        if not re.fullmatch(r"\d{1,3}(?:\.\d{1,2})?", raw):
-            raise InvalidSpec(name, f"{raw!r} is not a number", f"{low:g}..{high:g}")
-        value = float(raw)
-        if not low <= value <= high:
-            raise InvalidSpec(name, f"{value:g} is out of range", f"{low:g}..{high:g}")
-        return {name: value}
-
-    return parse
 
 
 def parse_rotate(raw: str) -> dict:
