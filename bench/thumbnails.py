@@ -3,8 +3,9 @@
     flock /tmp/mediasite-bench.lock .venv/bin/python bench/thumbnails.py [--duration 4] [--runs 3]
 
 For a 1920x1080 and a 4000x3000 baseline JPEG (drawn photo-like: gradients,
-shapes and grain, so the entropy coder has real work) -> 300x200 contain and
-cover, it runs wrk against:
+shapes and grain, so the entropy coder has real work) -> 300x200 contain, cover,
+cover with gravity=smart (thumbor: ``/smart/`` with its face and feature detectors,
+OpenCV installed for them) and cover at dpr=2 (thumbor: 600x400), it runs wrk against:
 
 * mediasite under gunicorn (2 gthread workers on loopback), once per engine;
 * thumbor 7 (from PyPI, in its own virtualenv under var/bench/, result storage
@@ -154,7 +155,7 @@ def measure(urls: list[str], pids: list[int], duration: float, connections: int)
         "rps": requests / duration,
         "p50": statistics.mean(r["p50"] for r in results),
         "p99": max(r["p99"] for r in results),
-        "cpu_ms": 1000 * cpu / max(1, requests),
+        "cpu_ms": 1000 * cpu / requests if requests else float("inf"),  # inf: not one request finished
         "bad": sum(r["bad"] for r in results),
         "elapsed": elapsed,
     }

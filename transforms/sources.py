@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from . import jpeg12
 from .conf import conf
 from .errors import CorruptSource, SourceNotFound, SourceTooLarge, UnsupportedSource
+from .formats import media_kind
 
 # Pillow's own bomb check fires only past 2x this; we check our limit ourselves
 # before decoding, so Pillow only needs to stop the truly absurd (and need not warn
@@ -164,8 +165,8 @@ def open_image(source: Source) -> Image.Image | None:
     if image.format not in PILLOW_FORMATS:
         name = image.format
         image.close()
-        if name in PASSED_TO_FFPROBE:
-            return None
+        if name in PASSED_TO_FFPROBE or media_kind(source.name) in ("video", "audio"):
+            return None  # Pillow's guess is weak (TGA has no magic number): a clip's name gets ffprobe
         raise UnsupportedSource(f"the file is a {name} image, a format this service does not read",
                                 path=source.name, format=name, accepted="JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC")
     return image
