@@ -32,6 +32,7 @@ from django.utils.safestring import SafeString
 
 from streaming.errors import HttpError
 from streaming.follow import FollowAborted
+from streaming.limits import Saturated
 from streaming.pipeline import PipelineError
 
 from .cache import Entry
@@ -220,7 +221,7 @@ def placeholder_style(path: str, shape: Shape, smallest: Candidate) -> str:
         source = resolve(path)
         with opened_image(source) as image:
             data = drain(obtain(order_for(source, spec_of(query), image)))
-    except (HttpError, PipelineError, FollowAborted, OSError) as exc:
+    except (HttpError, PipelineError, FollowAborted, Saturated, OSError) as exc:  # a busy worker: no preview
         logger.warning("picture: no placeholder for %s: %s", path, exc)
         return ""
     return ("background-size:cover;background-repeat:no-repeat;"
