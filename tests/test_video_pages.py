@@ -26,7 +26,7 @@ def library(media_root: Path) -> Path:
 def test_front_page_shows_clips_with_a_frame_grab_and_a_player_link(client, library):
     html = client.get("/").content.decode()
     assert 'alt="clips/clip.mp4"' in html
-    assert "/clips/clip.mp4?fit=cover&amp;frame=1&amp;size=240x160" in html
+    assert "/clips/clip.mp4?fit=cover&amp;format=webp&amp;frame=1&amp;size=240x160" in html
     assert 'href="/play/clips/clip.mp4"' in html
     assert 'href="/play/a.mp3"' in html
     assert 'alt="photo.jpg"' in html
