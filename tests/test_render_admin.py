@@ -209,3 +209,17 @@ def test_with_redis_down_the_render_is_saved_and_the_editor_keeps_it(admin_clien
     assert "was not started" in page and "Start it again once Redis is back" in page
     assert not render.started and render.recipe["clips"][0]["video"] == "clips/intro.mp4"
     assert 'value="clips/intro.mp4"' in page and 'name="_saveandstart"' in page  # still there, editable
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_picker_is_for_those_who_may_make_renders(client, sources, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_renderjob"))
+    client.force_login(user)
+    assert client.get(PICKER, {"kind": "video"}).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="add_renderjob"))
+    user = django_user_model.objects.get(pk=user.pk)  # permissions are cached on the instance
+    client.force_login(user)
+    assert client.get(PICKER, {"kind": "video"}).json()["results"][0]["path"] == "clips/intro.mp4"

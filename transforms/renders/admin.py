@@ -20,6 +20,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
@@ -89,8 +90,14 @@ class RenderJobAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         # Before the admin's own: its catch-all "<object_id>/" would take "media/".
-        picker_url = path("media/", self.admin_site.admin_view(picker.media_view), name="transforms_renderjob_media")
+        picker_url = path("media/", self.admin_site.admin_view(self.media_view), name="transforms_renderjob_media")
         return [picker_url, *super().get_urls()]
+
+    def media_view(self, request: HttpRequest) -> HttpResponse:
+        """The media picker, for those who may make or edit renders."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        return picker.media_view(request)
 
     def has_change_permission(self, request: HttpRequest, obj: RenderJob | None = None) -> bool:
         return super().has_change_permission(request, obj) and editable(obj)

@@ -65,7 +65,8 @@ class MediaPicker(forms.TextInput):
     template_name = "transforms/widgets/media_picker.html"
 
     def __init__(self, kind: str, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__({"class": "vTextField render-picker-input", "placeholder": f"choose a {kind} file",
+        article = "an" if kind[0] in "aeiou" else "a"
+        super().__init__({"class": "vTextField render-picker-input", "placeholder": f"{article} {kind} file",
                           **(attrs or {})})
         self.kind = kind
 
