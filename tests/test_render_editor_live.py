@@ -171,3 +171,26 @@ def test_an_editor_makes_watches_plays_and_duplicates_a_render(stack, start_work
         assert line.locator(".field-length").inner_text() == "7.6 s"
         assert line.locator("img.render-thumb").evaluate("i => i.naturalWidth") == 96
     shot(page, "05-list.png")
+
+
+def test_json_typed_in_the_json_tab_becomes_the_form_and_back(stack, page):
+    recipe = {"size": [1080, 1920], "fps": 25, "format": "webm", "crossfade": 0.3,
+              "clips": [{"video": "clips/intro.mp4", "start": 0, "end": 1},
+                        {"image": "photo.jpg", "duration": 2, "zoom": 1.1},
+                        {"title": "From JSON", "duration": 1, "font_size": 40, "color": "#ff8800",
+                         "background": "#000000"}],
+              "audio": {"source": "music.mp3", "volume": 0.5, "loop": False, "start": 0.5}}
+    stack.log_in(page, LIST + "add/")
+    page.click("[data-editor-tab=json]")
+    page.fill("#id_recipe_json", json.dumps({**recipe, "blink": True}))
+    page.click("[data-editor-tab=form]")
+    assert "no field for: blink" in page.locator("[data-json-note]").inner_text()
+    assert page.input_value("#id_size_preset") == "1080x1920" and page.input_value("#id_format") == "webm"
+    kinds = page.eval_on_selector_all("[data-clip-list] > [data-clip]", "rows => rows.map(r => r.dataset.kind)")
+    assert kinds == ["video", "image", "title"]
+    page.wait_for_function("() => document.querySelector('[data-clip] [data-picker-info]').textContent"
+                           " === '2 s · 320×180'")
+    assert row(page, 3).locator("[name$='-color']").input_value() == "#ff8800"
+    assert not page.is_checked("#id_audio_loop")
+    page.click("[data-editor-tab=json]")
+    assert json.loads(page.input_value("#id_recipe_json")) == recipe

@@ -281,8 +281,8 @@ class RenderForm(forms.ModelForm):
             elif path == "clips" or match:
                 self.clip_errors.extend(messages)
             else:
-                _add_once(self, self._field_for(path), messages if path in self.fields or path == "size"
-                          else [f"{path}: {message}" for message in messages])
+                field = self._field_for(path)
+                _add_once(self, field, messages if field else [f"{path}: {message}" for message in messages])
 
     def _field_for(self, path: str) -> str | None:
         if path == "size":
