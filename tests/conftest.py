@@ -16,6 +16,8 @@ import pytest
 from tests import media_factory
 
 PROJECT = Path(__file__).resolve().parents[1]
+# The render stack's fixtures (``stack``, ``start_worker``) live beside the other render helpers.
+pytest_plugins = ["tests.render_helpers"]
 
 
 @pytest.fixture(autouse=True)

@@ -5,44 +5,18 @@ running MoviePy, SSE framing, and Redis being down. The multi-process cases are 
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
-from rq import SimpleWorker
 
 from streaming.sse import EventStream
-from tests.render_helpers import TOKEN, ffmpeg_processes, ffprobe, make_sources, small_recipe
+from tests.render_helpers import TOKEN, admin_form, closed_port_url, ffmpeg_processes, ffprobe, run_worker, small_recipe
 from transforms.renders import lifecycle, redis_queue
 from transforms.renders.job import on_render_failure, work_dir
 from transforms.renders.models import RenderJob
 from transforms.renders.recipes import InvalidRecipe, validate_recipe
 
 AUTH = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def sources(media_root):
-    make_sources(media_root)
-    return media_root
-
-
-@pytest.fixture
-def rq_redis(redis_url, settings):
-    """The private Redis for the queue too (django-rq would keep a stale connection per process)."""
-    settings.RQ_QUEUES = {name: {"URL": redis_url} for name in ("default", settings.RENDER_QUEUE)}
-    settings.RENDER_API_TOKEN = TOKEN
-    return redis_url
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-def run_worker() -> None:
-    SimpleWorker([redis_queue.render_queue()], connection=redis_queue.redis_connection()).work(burst=True)
+# The fixtures ``sources`` and ``rq_redis`` are in tests/render_helpers.py (shared with test_render_admin.py).
 
 
 # --- recipes --------------------------------------------------------------------------
@@ -62,6 +36,10 @@ INVALID = [
     ({"clips": [{"image": "music.mp3"}]}, "clips[0].image"),
     ({"clips": [{"title": "x", "duration": -1}]}, "clips[0].duration"),
     ({"clips": [{"video": "clips/intro.mp4", "start": 2, "end": 1}]}, "clips[0].end"),
+    ({"clips": [{"video": "clips/intro.mp4", "end": 5}]}, "clips[0].end"),  # the clip lasts 2 s
+    ({"clips": [{"video": "clips/intro.mp4", "start": 2.5}]}, "clips[0].start"),
+    ({"clips": [{"video": "music.mp3"}]}, "clips[0].video"),  # no picture
+    ({"clips": [{"title": "x"}], "audio": {"source": "photo.jpg"}}, "audio.source"),
     ({"size": [100000, 100000], "clips": [{"title": "x"}]}, "size"),
     ({"size": [321, 180], "clips": [{"title": "x"}]}, "size"),
     ({"fps": 0, "clips": [{"title": "x"}]}, "fps"),
@@ -91,6 +69,17 @@ def test_invalid_recipes_name_the_field(sources, recipe, field):
     with pytest.raises(InvalidRecipe) as caught:
         validate_recipe(recipe)
     assert field in caught.value.fields, caught.value.fields
+
+
+def test_whole_video_clips_count_towards_the_length_limit(sources, settings):
+    from transforms.renders.recipes import planned_seconds
+
+    recipe = {"clips": [{"video": "clips/intro.mp4", "start": 0.5}, {"title": "x", "duration": 2}], "crossfade": 0.5}
+    assert planned_seconds(validate_recipe(recipe)) == pytest.approx(3.0, abs=0.05)
+    settings.RENDER_MAX_SECONDS = 2.5
+    with pytest.raises(InvalidRecipe) as caught:
+        validate_recipe(recipe)
+    assert "would last 3" in caught.value.fields["clips"][0]
 
 
 def test_symlink_out_of_media_root_is_refused(sources, tmp_path):
@@ -224,8 +213,7 @@ def test_redis_down_is_503_on_submit_and_an_error_in_the_admin(client, sources, 
     assert response["Retry-After"]
     assert RenderJob.objects.count() == 0
 
-    added = admin_client.post("/admin/transforms/renderjob/add/",
-                              {"recipe": '{"clips": [{"title": "x", "duration": 1}]}', "start_now": "on"},
+    added = admin_client.post("/admin/transforms/renderjob/add/", admin_form([{"title": "x", "duration": 1}]),
                               follow=True)
     assert added.status_code == 200
     assert "was not started" in added.content.decode()
@@ -238,39 +226,6 @@ def test_redis_down_is_503_on_submit_and_an_error_in_the_admin(client, sources, 
     change = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/")
     assert change.status_code == 200
     assert client.get(f"/api/renders/{row.pk}", **AUTH).status_code == 200
-
-
-@pytest.mark.django_db(transaction=True)
-def test_admin_form_shows_recipe_field_errors(admin_client, sources, rq_redis):
-    response = admin_client.post("/admin/transforms/renderjob/add/",
-                                 {"recipe": '{"clips": [{"image": "../x.jpg", "zoom": 9}]}'})
-    assert response.status_code == 200
-    text = response.content.decode()
-    assert "clips[0].image" in text and "clips[0].zoom" in text
-    assert RenderJob.objects.count() == 0
-
-
-@pytest.mark.django_db(transaction=True)
-def test_admin_actions_start_and_retry(admin_client, sources, rq_redis):
-    admin_client.post("/admin/transforms/renderjob/add/",
-                      {"recipe": '{"size": [320, 180], "fps": 12, "clips": [{"title": "x", "duration": 1}]}'})
-    row = RenderJob.objects.get()
-    assert not row.started
-    page = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/").content.decode()
-    assert "render-action-start_renders" in page and 'name="_save"' not in page
-    changelist = "/admin/transforms/renderjob/"
-    admin_client.post(changelist, {"action": "start_renders", "_selected_action": [str(row.pk)]})
-    row.refresh_from_db()
-    assert row.started and row.status == "queued"
-    admin_client.post(changelist, {"action": "cancel_renders", "_selected_action": [str(row.pk)]})
-    assert RenderJob.objects.get().status == "canceled"
-    admin_client.post(changelist, {"action": "retry_renders", "_selected_action": [str(row.pk)]})
-    run_worker()
-    row.refresh_from_db()
-    assert row.status == "complete"
-    page = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/").content.decode()
-    assert f'href="/renders/{row.pk}.mp4"' in page
-    assert "data-render-progress" in admin_client.get(changelist).content.decode()
 
 
 # --- Server-Sent Events ----------------------------------------------------------------------

@@ -9,7 +9,8 @@ Read it in the order a render lives:
     movie        the MoviePy composition; knows nothing of queues, HTTP or the cache
     progress     the one writer of the live snapshot and its event ids; the proglog logger
     transitions  the one way a row changes state (conditional UPDATE, then publish)
-    api, admin   the HTTP API (with Server-Sent Events) and the admin with live progress bars
+    api          the HTTP API (with Server-Sent Events)
+    admin        the admin: the editor (forms), the media picker (picker), what a render page shows (display)
     conf, errors, checks, redis_queue   RENDER_* defaults, refusals, system checks, the rq queue
 
 The Django app is still ``transforms`` (its migrations, admin URLs and templates):
