@@ -13,6 +13,8 @@ from PIL import Image
 from tests import media_factory
 from tests.answers import body
 
+# Closing a response runs Django's request_finished, which looks at the test database's connection.
+pytestmark = pytest.mark.django_db
 
 class Elements(HTMLParser):
     """Every start tag as (name, attributes)."""
