@@ -13,8 +13,9 @@ from PIL import Image
 from tests import media_factory
 from tests.answers import body
 
-# Closing a response runs Django's request_finished, which looks at the test database's connection.
-pytestmark = pytest.mark.django_db
+# Closing a test-client response runs Django's request_finished, which looks at the test database's
+# connection: those tests use the test database (not the Chromium one: Playwright runs an event loop).
+with_db = pytest.mark.django_db
 
 class Elements(HTMLParser):
     """Every start tag as (name, attributes)."""
@@ -50,6 +51,7 @@ def fetched(client, url: str, content_type: str) -> Image.Image:
 
 
 @pytest.mark.parametrize("signing", ["off", "required"])
+@with_db
 def test_every_url_of_the_picture_gives_its_width_and_type(client, photos, settings, signing):
     settings.TRANSFORMS_SIGNING = signing
     html = render('{% picture "hd.jpg" widths="300,600,3000" sizes="(min-width: 800px) 50vw, 100vw" '
@@ -75,6 +77,7 @@ def test_every_url_of_the_picture_gives_its_width_and_type(client, photos, setti
         assert "sig=" in img["src"] and client.get(img["src"].replace("600x400", "601x400")).status_code == 403
 
 
+@with_db
 def test_defaults_never_exceed_the_source_and_alpha_falls_back_to_png(client, media_root):
     media_factory.palette_png_with_alpha(media_root / "logo.png")  # 120x60 with transparency
     html = render('{% picture "logo.png" alt="logo" css_class="brand" %}')
@@ -85,6 +88,7 @@ def test_defaults_never_exceed_the_source_and_alpha_falls_back_to_png(client, me
     assert fetched(client, img["src"], "image/png").mode == "RGBA"
 
 
+@with_db
 def test_placeholder_is_a_tiny_inline_preview_of_the_same_crop(client, photos):
     html = render('{% picture "hd.jpg" widths="300" ratio="1:1" placeholder="blur" %}')
     style = dict(parse(html))["img"]["style"]
@@ -94,6 +98,7 @@ def test_placeholder_is_a_tiny_inline_preview_of_the_same_crop(client, photos):
     assert len(encoded) < 1000
 
 
+@with_db
 def test_a_clip_gets_frame_grabs_and_a_poster_url(client, media_root):
     media_factory.clip(media_root / "clip.mp4", seconds=1.0, audio=False)
     elements = parse(render('{% picture "clip.mp4" widths="160,320" ratio="16:9" formats="avif,webp,jpeg" %}'))
@@ -108,6 +113,7 @@ def test_a_clip_gets_frame_grabs_and_a_poster_url(client, media_root):
     assert client.get(poster, HTTP_ACCEPT="image/webp")["Content-Type"] == "image/webp"
 
 
+@with_db
 def test_a_broken_source_gets_a_plain_img_and_the_page_renders(client, media_root):
     (media_root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
     html = render('{% picture "broken.jpg" alt="broken" %}{% picture "missing.jpg" %}')
