@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import media_factory
+from tests.postgres import ALIAS, PostgresServer, PostgresUnavailable, add_alias
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -241,14 +242,25 @@ def tool_children():
 
 
 class RedisServer:
-    """A private redis-server on a free port, nothing kept on disk."""
+    """A private redis-server on a free port.
 
-    def __init__(self, workdir: Path) -> None:
+    With ``appendonly`` it keeps an append-only file in ``workdir`` (as ``mediasite/bin/run``'s
+    does), so ``restart()`` brings the data back; without it, or with ``restart(wipe=True)``,
+    it comes back empty, like a Redis restarted without persistence. Same port either way.
+    """
+
+    def __init__(self, workdir: Path, appendonly: bool = False) -> None:
+        self.workdir = workdir
+        self.appendonly = appendonly
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)],
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -265,7 +277,20 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        stop_process(self.process, 5)
+        """SIGTERM (Redis writes its append-only file and exits), reaped."""
+        if self.process is not None:
+            stop_process(self.process, 5)
+            self.process = None
+
+    def restart(self, down_for: float = 0.0, wipe: bool = False) -> None:
+        """Stop, stay down ``down_for`` seconds, start again; ``wipe`` drops what was kept on disk."""
+        self.stop()
+        if wipe:
+            import shutil
+
+            shutil.rmtree(self.workdir / "appendonlydir", ignore_errors=True)
+        time.sleep(down_for)
+        self.start()
 
 
 @pytest.fixture(scope="session")
@@ -290,6 +315,70 @@ def redis_url(redis_server: RedisServer, settings) -> Iterator[str]:
     yield redis_server.url
     client.flushall()
     client.close()
+
+
+# --- PostgreSQL: the database tests run on SQLite and on a PostgreSQL of the run's own ------------
+
+
+def wants_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("database") == "postgres"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's PostgreSQL run may use every database alias (pytest-django then sets up "postgres" too)."""
+    for item in items:
+        if wants_postgres(item):
+            item.own_markers.insert(0, pytest.mark.django_db(transaction=True, databases="__all__").mark)
+
+
+@pytest.fixture(scope="session")
+def postgres_or_reason() -> Iterator[PostgresServer | str]:
+    """The run's PostgreSQL server, started once, or why it could not start."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        yield str(exc)
+        return
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_or_reason: PostgresServer | str) -> PostgresServer:
+    """The run's PostgreSQL server (``url``, ``create_database``); skips, with the reason, if it cannot start."""
+    if isinstance(postgres_or_reason, str):
+        pytest.skip(postgres_or_reason)
+    return postgres_or_reason
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_suffix) -> None:
+    """Add the "postgres" alias before the test databases are made, if a collected test runs on it."""
+    if any(wants_postgres(item) for item in request.session.items):
+        server = request.getfixturevalue("postgres_or_reason")
+        if isinstance(server, PostgresServer):
+            add_alias(server)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, settings) -> str:
+    """Run a database test on SQLite and again on PostgreSQL (every query routed to the "postgres" alias)."""
+    if request.param == "postgres":
+        from django.db import connections
+
+        if ALIAS not in connections:
+            pytest.skip(request.getfixturevalue("postgres_or_reason"))
+        settings.DATABASE_ROUTERS = ["tests.postgres.UsePostgres"]
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _route_to_database(request) -> None:
+    """Pick a test's database before its other fixtures (admin_client, users) write rows."""
+    if "database" in request.fixturenames:
+        request.getfixturevalue("database")
 
 
 CHROMIUM_ARGS = [

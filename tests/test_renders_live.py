@@ -1,122 +1,41 @@
 """Render jobs across real processes: gunicorn serving the API and the admin, real
-``manage.py rqworker`` processes running MoviePy, a private redis-server, a SQLite file both
-share, a real HTTP client reading the SSE stream, and headless Chromium on the admin page.
+``manage.py rqworker`` processes (no arguments: the README's command) running MoviePy, a
+private redis-server, a database they share (a SQLite file; one test on PostgreSQL), a real
+HTTP client reading the SSE stream, and headless Chromium on the admin page.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import PROJECT, Gunicorn, RedisServer, children
-from tests.render_helpers import TOKEN, ffmpeg_processes, ffprobe, long_recipe, make_sources, small_recipe
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-FINAL = {"complete", "failed", "canceled"}
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    media: Path
-    server: Gunicorn
-    logs: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def submit(self, recipe: dict) -> dict:
-        response = requests.post(f"{self.url}/api/renders/", json=recipe, headers=AUTH, timeout=10)
-        assert response.status_code == 202, response.text
-        return response.json()
-
-    def status(self, task_id: str) -> dict:
-        response = requests.get(f"{self.url}/api/renders/{task_id}", headers=AUTH, timeout=10)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def wait_for(self, task_id: str, condition, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self.status(task_id)
-            if condition(status):
-                return status
-            time.sleep(0.05)
-        raise AssertionError(f"condition not reached: {status}")
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=PROJECT, env={**os.environ, **env}, check=True,
-                   stdout=subprocess.DEVNULL, timeout=120)
+from tests.conftest import RedisServer, children, wait_for, wait_until
+from tests.render_helpers import ffmpeg_processes, ffprobe, long_recipe, small_recipe
+from tests.render_stack import AUTH, FINAL, Stack, Workers, build_stack, horse_of
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("render-stack")
-    media = base / "media"
-    media.mkdir()
-    make_sources(media)
     redis_server = RedisServer(base)
-    env = {
-        "REDIS_URL": redis_server.url,
-        "DATABASE_URL": f"sqlite:///{base / 'db.sqlite3'}",
-        "MEDIA_ROOT": str(media),
-        "RENDER_API_TOKEN": TOKEN,
-        "RENDER_HEARTBEAT_TIMEOUT": "2",
-        "RENDER_SSE_HEARTBEAT": "0.5",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    manage(env, "migrate", "--noinput")
-    manage({**env, "DJANGO_SUPERUSER_PASSWORD": "staff-pass"}, "createsuperuser", "--noinput",
-           "--username", "staff", "--email", "staff@example.com")
-    server = Gunicorn({**env, "_LOGFILE": str(base / "gunicorn.log")}, workers=1, threads=8)
-    yield Stack(env, media, server, base)
-    server.stop()
+    built = build_stack(base, redis_server)
+    yield built
+    built.server.stop()
     redis_server.stop()
 
 
 @pytest.fixture
 def start_worker(stack) -> Iterator:
     """Start real ``manage.py rqworker`` processes (forking work-horses), stopped at the end."""
-    started: list[subprocess.Popen] = []
-
-    def start() -> subprocess.Popen:
-        log = open(stack.logs / f"worker-{time.monotonic_ns()}.log", "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", "renders",
-             "--worker-class", "transforms.renders.job.RenderWorker"],
-            cwd=PROJECT, env={**os.environ, **stack.env}, stdout=log, stderr=log,
-        )
-        log.close()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        descendants = children(process.pid)
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.send_signal(signal.SIGINT)  # the second one means "now", not after the current job
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pid in descendants:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    workers = Workers(stack)
+    yield workers.start
+    workers.stop_all()
 
 
 def no_files_under(path: Path) -> bool:
@@ -323,3 +242,45 @@ def test_admin_cancel_button_with_polling_fallback(stack, start_worker, page):
     page.wait_for_selector(f"{row}[data-status=canceled]", timeout=30000)
     done = stack.status(task["task_id"])
     assert done["status"] == "canceled" and "canceled during" in done["error"]
+
+
+# --- on PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg_stack(tmp_path_factory, postgres_server) -> Iterator[Stack]:
+    """The same deployment on the run's PostgreSQL (a database of its own)."""
+    base = tmp_path_factory.mktemp("render-stack-pg")
+    redis_server = RedisServer(base)
+    built = build_stack(base, redis_server, postgres_server.create_database("render_stack"))
+    yield built
+    built.server.stop()
+    redis_server.stop()
+
+
+def test_on_postgresql_a_dead_work_horse_fails_its_render_within_2_s_and_the_worker_goes_on(pg_stack):
+    workers = Workers(pg_stack)
+    try:
+        worker = workers.start()
+        task = pg_stack.submit(long_recipe(120))
+        pg_stack.wait_for(task["task_id"], lambda s: s["status"] == "processing" and s["progress"] > 3)
+        horse = horse_of(worker)
+        assert horse is not None, "the forking worker should run the render in a work horse"
+        os.kill(horse, signal.SIGKILL)
+        failed = wait_for(lambda: (s := pg_stack.status(task["task_id"]))["status"] == "failed" and s,
+                          timeout=2, step=0.02)
+        assert failed["state"] == -1
+        assert "work horse running this render died (killed by SIGKILL)" in failed["error"], failed
+        assert worker.poll() is None, "the worker itself lives on"
+        assert no_files_under(pg_stack.media / "renders" / ".work")
+        assert wait_until(lambda: orphan_ffmpeg_for(task["task_id"]) == [], timeout=10)
+        # The worker's parent wrote that row, then forks the next horse: a clean connection each side.
+        again = pg_stack.submit(small_recipe())
+        done = pg_stack.wait_for(again["task_id"], lambda s: s["status"] in FINAL)
+        assert done["status"] == "complete", done
+        probe = ffprobe(pg_stack.media / "renders" / f"{again['task_id']}.mp4")
+        assert 2.2 <= float(probe["format"]["duration"]) <= 3.0
+        assert pg_stack.row(again["task_id"])["attempts"] == 1
+        assert requests.get(done["videos"][0], timeout=10).content[4:8] == b"ftyp"
+    finally:
+        workers.stop_all()
