@@ -137,11 +137,19 @@ class Workers:
         self.started.clear()
 
 
+def parent_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
 def horse_of(worker: subprocess.Popen) -> int | None:
     """The work horse of a worker: its child that leads a process group of its own (the scheduler does not)."""
     for pid in children(worker.pid):
         try:
-            if os.getpgid(pid) == pid and _parent(pid) == worker.pid:
+            if os.getpgid(pid) == pid and parent_of(pid) == worker.pid:
                 return pid
         except ProcessLookupError:
             continue
@@ -160,6 +168,13 @@ def zombies_of(pid: int) -> list[int]:
     return found
 
 
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as stat:
-        return int(stat.read().rsplit(")", 1)[1].split()[1])
+def scheduler_of(worker: subprocess.Popen) -> int | None:
+    """rq's scheduler process (``--with-scheduler``): the worker's child that is neither its horse nor a zombie."""
+    horse, dead = horse_of(worker), zombies_of(worker.pid)
+    found = [pid for pid in children(worker.pid) if pid not in (horse, *dead) and parent_of(pid) == worker.pid]
+    return found[0] if found else None
+
+
+def gone(pid: int) -> bool:
+    """Exited and reaped: a zombie still has its /proc entry."""
+    return not os.path.exists(f"/proc/{pid}")

@@ -134,7 +134,7 @@ def why_lost(job_id: str, now: datetime, grace: timedelta) -> str | None:
         if started is None or now - started <= grace:  # rq's times are aware (UTC)
             return None
         return "a worker took its rq job but died before the render began"
-    return f"its rq job ended ({status}) without the render"
+    return f"its rq job ended ({JobStatus(status).value}) without the render"
 
 
 def requeue(render: RenderJob, why: str, now: datetime | None = None) -> RenderJob | None:
