@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from tests import media_factory
-from tests.postgres import ALIAS, PostgresServer, PostgresUnavailable, add_alias
+
+# The database fixture (SQLite and PostgreSQL) and the run's PostgreSQL server live in tests/postgres.py.
+from tests.postgres import (  # noqa: F401  (fixtures and a hook, found here by pytest)
+    _route_to_database,
+    database,
+    django_db_modify_db_settings,
+    postgres_or_reason,
+    postgres_server,
+    pytest_collection_modifyitems,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -317,68 +326,23 @@ def redis_url(redis_server: RedisServer, settings) -> Iterator[str]:
     client.close()
 
 
-# --- PostgreSQL: the database tests run on SQLite and on a PostgreSQL of the run's own ------------
+@pytest.fixture
+def sources(media_root: Path) -> Path:
+    """The render tests' media: a short clip with sound, a photo, a tone (tests/render_helpers.py)."""
+    from tests.render_helpers import make_sources
+
+    make_sources(media_root)
+    return media_root
 
 
-def wants_postgres(item: pytest.Item) -> bool:
-    callspec = getattr(item, "callspec", None)
-    return callspec is not None and callspec.params.get("database") == "postgres"
+@pytest.fixture
+def rq_redis(redis_url: str, settings) -> str:
+    """The private Redis for the render queue too (django-rq would keep a stale connection per process)."""
+    from tests.render_helpers import TOKEN
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test's PostgreSQL run may use every database alias (pytest-django then sets up "postgres" too)."""
-    for item in items:
-        if wants_postgres(item):
-            item.own_markers.insert(0, pytest.mark.django_db(transaction=True, databases="__all__").mark)
-
-
-@pytest.fixture(scope="session")
-def postgres_or_reason() -> Iterator[PostgresServer | str]:
-    """The run's PostgreSQL server, started once, or why it could not start."""
-    try:
-        server = PostgresServer()
-    except PostgresUnavailable as exc:
-        yield str(exc)
-        return
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def postgres_server(postgres_or_reason: PostgresServer | str) -> PostgresServer:
-    """The run's PostgreSQL server (``url``, ``create_database``); skips, with the reason, if it cannot start."""
-    if isinstance(postgres_or_reason, str):
-        pytest.skip(postgres_or_reason)
-    return postgres_or_reason
-
-
-@pytest.fixture(scope="session")
-def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_suffix) -> None:
-    """Add the "postgres" alias before the test databases are made, if a collected test runs on it."""
-    if any(wants_postgres(item) for item in request.session.items):
-        server = request.getfixturevalue("postgres_or_reason")
-        if isinstance(server, PostgresServer):
-            add_alias(server)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, settings) -> str:
-    """Run a database test on SQLite and again on PostgreSQL (every query routed to the "postgres" alias)."""
-    if request.param == "postgres":
-        from django.db import connections
-
-        if ALIAS not in connections:
-            pytest.skip(request.getfixturevalue("postgres_or_reason"))
-        settings.DATABASE_ROUTERS = ["tests.postgres.UsePostgres"]
-    return request.param
-
-
-@pytest.fixture(autouse=True)
-def _route_to_database(request) -> None:
-    """Pick a test's database before its other fixtures (admin_client, users) write rows."""
-    if "database" in request.fixturenames:
-        request.getfixturevalue("database")
+    settings.RQ_QUEUES = {name: {"URL": redis_url} for name in ("default", settings.RENDER_QUEUE)}
+    settings.RENDER_API_TOKEN = TOKEN
+    return redis_url
 
 
 CHROMIUM_ARGS = [

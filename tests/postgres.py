@@ -21,7 +21,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ALIAS = "postgres"
 ROLE = "mediasite"
@@ -137,3 +140,67 @@ class UsePostgres:
 
     def allow_relation(self, first: object, second: object, **hints: object) -> bool:
         return True
+
+
+# --- fixtures (imported by tests/conftest.py) ---------------------------------------------------
+
+
+def wants_postgres(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("database") == "postgres"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's PostgreSQL run may use every database alias (pytest-django then sets up "postgres" too)."""
+    for item in items:
+        if wants_postgres(item):
+            item.own_markers.insert(0, pytest.mark.django_db(transaction=True, databases="__all__").mark)
+
+
+@pytest.fixture(scope="session")
+def postgres_or_reason() -> Iterator[PostgresServer | str]:
+    """The run's PostgreSQL server, started once, or why it could not start."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        yield str(exc)
+        return
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_or_reason: PostgresServer | str) -> PostgresServer:
+    """The run's PostgreSQL server (``url``, ``create_database``); skips, with the reason, if it cannot start."""
+    if isinstance(postgres_or_reason, str):
+        pytest.skip(postgres_or_reason)
+    return postgres_or_reason
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_suffix) -> None:
+    """Add the "postgres" alias before the test databases are made, if a collected test runs on it."""
+    if any(wants_postgres(item) for item in request.session.items):
+        server = request.getfixturevalue("postgres_or_reason")
+        if isinstance(server, PostgresServer):
+            add_alias(server)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, settings) -> str:
+    """Run a database test on SQLite and again on PostgreSQL (every query routed to the "postgres" alias)."""
+    if request.param == "postgres":
+        from django.db import connections
+
+        if ALIAS not in connections:
+            pytest.skip(request.getfixturevalue("postgres_or_reason"))
+        settings.DATABASE_ROUTERS = ["tests.postgres.UsePostgres"]
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _route_to_database(request) -> None:
+    """Pick a test's database before its other fixtures (admin_client, users) write rows."""
+    if "database" in request.fixturenames:
+        request.getfixturevalue("database")

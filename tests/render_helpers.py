@@ -1,8 +1,9 @@
-"""Shared pieces of the render tests: source media, recipes, ffprobe."""
+"""Shared pieces of the render tests: source media, recipes, ffprobe, an in-process worker."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -62,3 +63,20 @@ def ffmpeg_processes(pid: int) -> list[int]:
         if "ffmpeg" in name or "ffmpeg" in _cmdline(child):
             found.append(child)
     return found
+
+
+def closed_port_url() -> str:
+    """A Redis URL nothing listens on: Redis down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def run_worker() -> None:
+    """Run every queued render job in this process (rq's SimpleWorker, burst mode)."""
+    from rq import SimpleWorker
+
+    from transforms.renders import redis_queue
+
+    SimpleWorker([redis_queue.render_queue()], connection=redis_queue.redis_connection()).work(burst=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import PROJECT, Gunicorn, RedisServer, children
+from tests.conftest import PROJECT, Gunicorn, RedisServer, children, stop_process
 from tests.render_helpers import TOKEN, make_sources
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -123,12 +123,7 @@ class Workers:
         for process in self.started:
             descendants = children(process.pid)
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_process(process, 10)
             for pid in descendants:
                 try:
                     os.kill(pid, signal.SIGKILL)

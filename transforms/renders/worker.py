@@ -75,6 +75,7 @@ class RenderWorker(Worker):
         self._job_in_hand: Job | None = None
         self._horse_exit: tuple[int, int] | None = None
         self._reported_scheduler: int | None = None
+        self._tends_scheduler = False
 
     # --- waiting for Redis -------------------------------------------------------------------
 
@@ -160,8 +161,9 @@ class RenderWorker(Worker):
         self._quietly("sending heartbeats", partial(super().maintain_heartbeats, job, execution))
         self._quietly("looking after its scheduler", self._tend_scheduler)
 
-    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
-        self._quietly("starting its scheduler", partial(super()._start_scheduler, *args, **kwargs))
+    def _start_scheduler(self, burst: bool = False, *args: Any, **kwargs: Any) -> None:
+        self._tends_scheduler = not burst  # a burst worker's scheduler runs once, in-process
+        self._quietly("starting its scheduler", partial(super()._start_scheduler, burst, *args, **kwargs))
 
     def teardown(self) -> None:
         self._quietly("recording its death", super().teardown)
@@ -202,7 +204,7 @@ class RenderWorker(Worker):
 
     def _scheduler_down(self) -> bool:
         """Whether this worker should run a scheduler and none is alive (``is_alive`` reaps a dead one)."""
-        if self.scheduler is None or self._stop_requested:
+        if self.scheduler is None or self._stop_requested or not self._tends_scheduler:
             return False
         process = self.scheduler._process
         return process is None or not process.is_alive()
@@ -256,13 +258,25 @@ class RenderWorker(Worker):
         super().fork_work_horse(job, queue)
 
     def wait_for_horse(self) -> tuple[int | None, int | None, Any]:
-        """rq's wait for the horse; a horse that died settles its render here, before rq needs Redis."""
+        """rq's wait for the horse; a horse that died settles its render here, before rq needs Redis.
+
+        rq's monitor waits under an alarm (``job_monitoring_interval``); it is held off while the
+        render is settled, and a wait it cut short gives the status an earlier call reaped.
+        """
         pid, status, rusage = super().wait_for_horse()
         job = self._job_in_hand
-        if pid and status is not None and job is not None and not self.is_horse:
+        if self.is_horse or job is None:
+            return pid, status, rusage
+        if pid is None and self._horse_exit is not None:
+            return (*self._horse_exit, None)
+        if pid and status is not None:
             self._horse_exit = (pid, status)
             if status != 0 and self._stopped_job_id != job.id:
-                self._horse_died(job, pid, status)
+                held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+                try:
+                    self._horse_died(job, pid, status)
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return pid, status, rusage
 
     def _horse_died(self, job: Job, pid: int, status: int) -> None:
