@@ -194,7 +194,8 @@ def database(request, settings) -> str:
         from django.db import connections
 
         if ALIAS not in connections:
-            pytest.skip(request.getfixturevalue("postgres_or_reason"))
+            reason = request.getfixturevalue("postgres_or_reason")
+            pytest.skip(reason if isinstance(reason, str) else "the postgres database alias was not set up")
         settings.DATABASE_ROUTERS = ["tests.postgres.UsePostgres"]
     return request.param
 
