@@ -12,52 +12,47 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import requests
 
 from tests import media_factory
-from tests.conftest import Gunicorn, children, wait_for
-from tests.deployment import NGINX, Nginx, RestartableRedis, manage, start_rq_worker, stop_rq_worker
-from tests.render_helpers import TOKEN, long_recipe, make_sources
+from tests.conftest import Gunicorn, RedisServer, children, wait_for
+from tests.deployment import NGINX, Nginx
+from tests.render_helpers import long_recipe
+from tests.render_stack import AUTH, Stack, Workers, build_stack
 
 pytestmark = pytest.mark.skipif(not os.path.exists(NGINX), reason="nginx-light is not installed (bin/install --test)")
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @dataclass
 class Proxied:
-    gunicorn: Gunicorn
+    stack: Stack
     nginx: Nginx
-    base: Path
+
+    @property
+    def gunicorn(self) -> Gunicorn:
+        return self.stack.server
 
     def replays(self) -> int:
-        return (self.base / "gunicorn.log").read_text().count("replayed a kept response")
+        return (self.stack.logs / "gunicorn.log").read_text().count("replayed a kept response")
 
 
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory) -> Iterator[Proxied]:
     base = tmp_path_factory.mktemp("nginx")
-    media = base / "media"
-    media.mkdir()
-    make_sources(media)
-    media_factory.save(media_factory.photo(1600, 1200), media / "big.jpg", quality=90)
-    media_factory.clip(media / "hd.mp4", seconds=4, size="1280x720", fps=24)
-    redis = RestartableRedis(base)
-    env = {"REDIS_URL": redis.url, "DATABASE_URL": f"sqlite:///{base / 'db.sqlite3'}", "MEDIA_ROOT": str(media),
-           "RENDER_API_TOKEN": TOKEN, "TRANSFORMS_CACHE_DIR": str(base / "cache"), "GUNICORN_LOGLEVEL": "debug"}
-    manage(env, "migrate", "--noinput")
-    manage({**env, "DJANGO_SUPERUSER_PASSWORD": "staff-pass"}, "createsuperuser", "--noinput",
-           "--username", "staff", "--email", "staff@example.com")
-    server = Gunicorn({**env, "_LOGFILE": str(base / "gunicorn.log")}, workers=1, threads=16)
-    nginx = Nginx(base / "nginx", server.port)
-    worker = start_rq_worker(env, base / "worker.log")
-    yield Proxied(server, nginx, base)
-    stop_rq_worker(worker)
+    redis = RedisServer(base)
+    stack = build_stack(base, redis, threads=16, TRANSFORMS_CACHE_DIR=str(base / "cache"), GUNICORN_LOGLEVEL="debug")
+    media_factory.save(media_factory.photo(1600, 1200), stack.media / "big.jpg", quality=90)
+    media_factory.clip(stack.media / "hd.mp4", seconds=4, size="1280x720", fps=24)
+    nginx = Nginx(base / "nginx", stack.server.port)
+    workers = Workers(stack)
+    workers.start()
+    yield Proxied(stack, nginx)
+    workers.stop_all()
     nginx.stop()
-    server.stop()
+    stack.server.stop()
     redis.stop()
 
 
@@ -84,7 +79,7 @@ def test_thumbnails_and_replayed_hits(proxied):
 
 
 def test_range_passes_through(proxied):
-    whole = (proxied.base / "media" / "big.jpg").read_bytes()
+    whole = (proxied.stack.media / "big.jpg").read_bytes()
     part = requests.get(f"{proxied.nginx.url}/big.jpg", headers={"Range": "bytes=10-109"}, timeout=30)
     assert part.status_code == 206 and part.content == whole[10:110]
     assert part.headers["Content-Range"] == f"bytes 10-109/{len(whole)}"

@@ -1,5 +1,8 @@
 """Render jobs in-process: recipe validation, the API against a real Redis, a real rq SimpleWorker
-running MoviePy, SSE framing, and Redis being down. The multi-process cases are in test_renders_live.py.
+running MoviePy, SSE framing, and Redis being down. The tests of the model, the API and the admin
+take the ``database`` fixture: each runs on SQLite and again on PostgreSQL. Renders the queue lost
+are in test_render_recovery.py; the multi-process cases in test_renders_live.py and
+test_render_faults.py.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from transforms.renders.models import RenderJob
 from transforms.renders.recipes import InvalidRecipe, validate_recipe
 
 AUTH = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
-# The fixtures ``sources`` and ``rq_redis`` are in tests/render_helpers.py (shared with test_render_admin.py).
 
 
 # --- recipes --------------------------------------------------------------------------
@@ -95,7 +97,7 @@ def test_symlink_out_of_media_root_is_refused(sources, tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_bad_recipe_is_400_with_field_errors_and_nothing_is_queued(client, sources, rq_redis):
+def test_bad_recipe_is_400_with_field_errors_and_nothing_is_queued(database, client, sources, rq_redis):
     response = client.post("/api/renders/", {"clips": [{"video": "../secret.mp4"}, {"title": "t", "duration": -2}],
                                              "size": [9, 9], "extra": 1}, content_type="application/json", **AUTH)
     assert response.status_code == 400
@@ -108,7 +110,7 @@ def test_bad_recipe_is_400_with_field_errors_and_nothing_is_queued(client, sourc
 
 
 @pytest.mark.django_db(transaction=True)
-def test_api_needs_staff_or_token(client, sources, rq_redis, django_user_model):
+def test_api_needs_staff_or_token(database, client, sources, rq_redis, django_user_model):
     assert client.post("/api/renders/", small_recipe(), content_type="application/json").status_code == 401
     bad = {"HTTP_AUTHORIZATION": "Bearer wrong"}
     assert client.post("/api/renders/", small_recipe(), content_type="application/json", **bad).status_code == 401
@@ -122,7 +124,7 @@ def test_api_needs_staff_or_token(client, sources, rq_redis, django_user_model):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_render_end_to_end_with_a_simple_worker(client, sources, rq_redis):
+def test_render_end_to_end_with_a_simple_worker(database, client, sources, rq_redis):
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
     assert response.status_code == 202, response.content
     task = response.json()
@@ -166,7 +168,7 @@ def test_webm_render(client, sources, rq_redis):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failing_render_ends_failed_with_reason_and_no_partial_files(client, sources, rq_redis):
+def test_a_failing_render_ends_failed_with_reason_and_no_partial_files(database, client, sources, rq_redis):
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
     (sources / "clips" / "intro.mp4").write_bytes(b"not a video any more")
     run_worker()
@@ -177,7 +179,7 @@ def test_a_failing_render_ends_failed_with_reason_and_no_partial_files(client, s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_cancel_while_queued_and_retry(client, sources, rq_redis):
+def test_cancel_while_queued_and_retry(database, client, sources, rq_redis):
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
     task_id = response.json()["task_id"]
     canceled = client.post(f"/api/renders/{task_id}/cancel", **AUTH)
@@ -193,7 +195,7 @@ def test_cancel_while_queued_and_retry(client, sources, rq_redis):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_unknown_render_is_404(client, rq_redis):
+def test_unknown_render_is_404(database, client, rq_redis):
     assert client.get("/api/renders/00000000-0000-0000-0000-000000000000", **AUTH).status_code == 404
     assert client.get("/api/renders/not-a-uuid", **AUTH).status_code == 404
 
@@ -202,7 +204,7 @@ def test_unknown_render_is_404(client, rq_redis):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_redis_down_is_503_on_submit_and_an_error_in_the_admin(client, sources, settings, admin_client):
+def test_redis_down_is_503_on_submit_and_an_error_in_the_admin(database, client, sources, settings, admin_client):
     url = closed_port_url()
     settings.RQ_QUEUES = {name: {"URL": url} for name in ("default", settings.RENDER_QUEUE)}
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
@@ -254,7 +256,7 @@ def parse_events(raw: bytes) -> list[dict]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_resume_and_stop_after_the_final_state_without_gzip(client, sources, rq_redis, settings):
+def test_events_resume_and_stop_after_the_final_state_without_gzip(database, client, sources, rq_redis, settings):
     settings.MIDDLEWARE = ["django.middleware.gzip.GZipMiddleware", *settings.MIDDLEWARE]
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
     task_id = response.json()["task_id"]
@@ -329,7 +331,7 @@ def test_job_timeout_ends_failed_with_the_stage(client, sources, rq_redis, setti
 
 
 @pytest.mark.django_db(transaction=True)
-def test_rq_abandoned_job_callback_marks_the_render_failed(sources, rq_redis):
+def test_rq_abandoned_job_callback_marks_the_render_failed(database, sources, rq_redis):
     """rq's maintenance calls on_failure with AbandonedJobError for a job whose worker vanished."""
     from rq.exceptions import AbandonedJobError
     from rq.job import Job
@@ -385,7 +387,7 @@ def test_progress_logger_weights_throttles_and_checkpoints(rq_redis):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_retries_from_settings(client, sources, rq_redis, settings):
+def test_retries_from_settings(database, client, sources, rq_redis, settings):
     settings.RENDER_RETRIES = 1
     settings.RENDER_RETRY_INTERVAL = 0
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)

@@ -1,6 +1,7 @@
 """Render jobs across real processes: gunicorn serving the API and the admin, real
-``manage.py rqworker`` processes running MoviePy, a private redis-server, a SQLite file both
-share, a real HTTP client reading the SSE stream, and headless Chromium on the admin page.
+``manage.py rqworker`` processes (no arguments: the README's command) running MoviePy, a
+private redis-server, a database they share (a SQLite file; one test on PostgreSQL), a real
+HTTP client reading the SSE stream, and headless Chromium on the admin page.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import requests
 
-from tests.conftest import children
-from tests.render_helpers import AUTH, FINAL, ffmpeg_processes, ffprobe, long_recipe, small_recipe
+from tests.conftest import RedisServer, children, wait_for, wait_until
+from tests.render_helpers import ffmpeg_processes, ffprobe, long_recipe, small_recipe
+from tests.render_stack import AUTH, FINAL, Stack, Workers, build_stack, horse_of
 
-# The stack (gunicorn, redis-server, SQLite) and the workers are the fixtures ``stack`` and
-# ``start_worker`` in tests/render_helpers.py (shared with test_render_editor_live.py).
 
 def no_files_under(path: Path) -> bool:
     return not path.exists() or not [p for p in path.rglob("*") if p.is_file()]
@@ -187,3 +188,45 @@ def test_admin_cancel_button_with_polling_fallback(stack, start_worker, page):
     assert page.locator("button.render-button-cancel").is_hidden()
     done = stack.status(task["task_id"])
     assert done["status"] == "canceled" and "canceled during" in done["error"]
+
+
+# --- on PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg_stack(tmp_path_factory, postgres_server) -> Iterator[Stack]:
+    """The same deployment on the run's PostgreSQL (a database of its own)."""
+    base = tmp_path_factory.mktemp("render-stack-pg")
+    redis_server = RedisServer(base)
+    built = build_stack(base, redis_server, postgres_server.create_database("render_stack"))
+    yield built
+    built.server.stop()
+    redis_server.stop()
+
+
+def test_on_postgresql_a_dead_work_horse_fails_its_render_within_2_s_and_the_worker_goes_on(pg_stack):
+    workers = Workers(pg_stack)
+    try:
+        worker = workers.start()
+        task = pg_stack.submit(long_recipe(120))
+        pg_stack.wait_for(task["task_id"], lambda s: s["status"] == "processing" and s["progress"] > 3)
+        horse = horse_of(worker)
+        assert horse is not None, "the forking worker should run the render in a work horse"
+        os.kill(horse, signal.SIGKILL)
+        failed = wait_for(lambda: (s := pg_stack.status(task["task_id"]))["status"] == "failed" and s,
+                          timeout=2, step=0.02)
+        assert failed["state"] == -1
+        assert "work horse running this render died (killed by SIGKILL)" in failed["error"], failed
+        assert worker.poll() is None, "the worker itself lives on"
+        assert no_files_under(pg_stack.media / "renders" / ".work")
+        assert wait_until(lambda: orphan_ffmpeg_for(task["task_id"]) == [], timeout=10)
+        # The worker's parent wrote that row, then forks the next horse: a clean connection each side.
+        again = pg_stack.submit(small_recipe())
+        done = pg_stack.wait_for(again["task_id"], lambda s: s["status"] in FINAL)
+        assert done["status"] == "complete", done
+        probe = ffprobe(pg_stack.media / "renders" / f"{again['task_id']}.mp4")
+        assert 2.2 <= float(probe["format"]["duration"]) <= 3.0
+        assert pg_stack.row(again["task_id"])["attempts"] == 1
+        assert requests.get(done["videos"][0], timeout=10).content[4:8] == b"ftyp"
+    finally:
+        workers.stop_all()
