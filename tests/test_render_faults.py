@@ -58,7 +58,7 @@ def test_a_redis_outage_under_a_running_render(faults, workers):
     assert horse_of(worker) is not None, "the render in flight was given up"
     during = faults.status(first["task_id"])  # the web side answers from the row
     assert during["status"] == "processing", during
-    assert wait_until(lambda: gone(scheduler), timeout=10), "the dead scheduler was left a zombie"
+    assert wait_until(lambda: gone(scheduler), timeout=30), "the dead scheduler was left a zombie"
     faults.redis.start()
 
     done = faults.wait_for(first["task_id"], lambda s: s["status"] in FINAL, timeout=180)
@@ -102,7 +102,7 @@ def test_redis_restarted_without_its_data(faults, workers):
     scheduler = scheduler_of(worker)
     assert scheduler is not None
     faults.redis.stop()
-    assert wait_until(lambda: gone(scheduler), timeout=10), "the dead scheduler was left a zombie"
+    assert wait_until(lambda: gone(scheduler), timeout=30), "the dead scheduler was left a zombie"
     assert worker.poll() is None
     faults.redis.restart(wipe=True)
     again = faults.submit(small_recipe())
