@@ -155,16 +155,17 @@ def stop_process(process: subprocess.Popen, timeout: float) -> None:
 
 
 class Gunicorn:
-    """A real gunicorn serving the project on a free loopback port."""
+    """A real gunicorn serving the project on a free port of a loopback address (``host``: 127.0.0.x)."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 8) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 8, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.log = open(env.get("_LOGFILE", os.devnull), "ab")  # noqa: SIM115
         full_env = {
             **os.environ,
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "DJANGO_ALLOWED_HOSTS": f"{host},localhost",
+            "GUNICORN_BIND": f"{host}:{self.port}",
             "GUNICORN_WORKERS": str(workers),
             "GUNICORN_THREADS": str(threads),
             "GUNICORN_ACCESSLOG": "",
@@ -186,7 +187,7 @@ class Gunicorn:
             if self.process.poll() is not None:
                 raise RuntimeError("gunicorn exited during start-up")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                with socket.create_connection((self.host, self.port), timeout=0.5):
                     if self.worker_pids():
                         return
             except OSError:

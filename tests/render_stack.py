@@ -145,6 +145,19 @@ class Workers:
         self.started.clear()
 
 
+def read_events(response: requests.Response, until_final: bool = True) -> Iterator[dict]:
+    """Parse an event stream as it arrives: one dict per block (comments under 'comment')."""
+    block: dict[str, list[str]] = {}
+    for raw in response.iter_lines(chunk_size=1, decode_unicode=True):
+        if raw == "":
+            if block:
+                yield block
+            block = {}
+            continue
+        name, _, value = raw.partition(":")
+        block.setdefault(name or "comment", []).append(value.removeprefix(" "))
+
+
 def parent_of(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/stat") as stat:

@@ -17,7 +17,7 @@ import requests
 
 from tests.conftest import RedisServer, children, wait_for, wait_until
 from tests.render_helpers import ffmpeg_processes, ffprobe, long_recipe, small_recipe
-from tests.render_stack import AUTH, FINAL, Stack, Workers, build_stack, horse_of
+from tests.render_stack import AUTH, FINAL, Stack, Workers, build_stack, horse_of, read_events
 
 
 def no_files_under(path: Path) -> bool:
@@ -51,19 +51,6 @@ def test_progress_through_the_api_is_monotonic_and_ends_at_100(stack, start_work
     probe = ffprobe(output)
     assert 9.5 <= float(probe["format"]["duration"]) <= 10.5
     assert no_files_under(stack.media / "renders" / ".work")
-
-
-def read_events(response: requests.Response, until_final: bool = True) -> Iterator[dict]:
-    """Parse an event stream as it arrives: one dict per block (comments under 'comment')."""
-    block: dict[str, list[str]] = {}
-    for raw in response.iter_lines(chunk_size=1, decode_unicode=True):
-        if raw == "":
-            if block:
-                yield block
-            block = {}
-            continue
-        name, _, value = raw.partition(":")
-        block.setdefault(name or "comment", []).append(value.removeprefix(" "))
 
 
 def test_sse_stream_over_gunicorn(stack, start_worker):
