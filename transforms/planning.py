@@ -48,11 +48,11 @@ class Order:
         version = engine_status(self.engine).version
         return (self.source.name, self.source.version, self.spec.canonical(), version, self.negotiated or "")
 
-    @property
+    @cached_property
     def etag(self) -> str:
         return '"' + hashlib.sha256("\n".join(self.ingredients).encode()).hexdigest()[:32] + '"'
 
-    @property
+    @cached_property
     def key(self) -> str:
         return cache_key(*self.ingredients)
 
