@@ -13,7 +13,7 @@ import os
 
 IMAGE_FORMATS = ("jpeg", "png", "webp", "avif", "gif")
 # Outputs only ffmpeg makes, from video and audio sources (gif is also an image format).
-MEDIA_FORMATS = ("mp4", "webm", "mp3", "m4a")
+MEDIA_FORMATS = ("mp4", "webm", "mp3", "m4a", "hls")
 AUDIO_FORMATS = ("mp3", "m4a")
 VIDEO_FORMATS = ("mp4", "webm", "gif")
 FRAME_FORMATS = ("jpeg", "png", "webp")
@@ -31,6 +31,8 @@ CONTENT_TYPES = {
     "webm": "video/webm",
     "mp3": "audio/mpeg",
     "m4a": "audio/mp4",
+    "hls": "application/vnd.apple.mpegurl",  # HLS playlists (transforms.hls)
+    "vtt": "text/vtt; charset=utf-8",  # storyboard thumbnail tracks (transforms.storyboard)
 }
 
 # Tried in this order for format=auto; JPEG is what every client takes.
