@@ -46,6 +46,13 @@ def photos(media_root: Path) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory) -> Path:
+    """A 10-minute source (testsrc2 and a tone, 160x90 at 5 fps, about 10 MB), made once per session:
+    what HLS seeks and storyboards are about, at almost no cost. Its folder can be a MEDIA_ROOT."""
+    return media_factory.clip(tmp_path_factory.mktemp("long") / "long.mp4", seconds=600, size="160x90", fps=5)
+
+
 @pytest.fixture
 def work_slots(monkeypatch, settings):
     """Give this process ``capacity`` work slots and no wait for one: ``slots = work_slots(1)``."""

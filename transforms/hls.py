@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .engines.segments import AUDIO_RATE, SegmentJob
+from .engines.segments import AAC_FRAME, AUDIO_RATE, SegmentJob
 from .engines.text import TextJob
 from .errors import NotApplicable, NotOffered
 from .geometry import Plan, even, plan_for
@@ -32,7 +32,8 @@ from .signing import media_url
 from .sources import Source
 from .spec import TransformSpec
 
-SEGMENT_SECONDS = 225 * 1024 / AUDIO_RATE  # 4.8 s
+SEGMENT_FRAMES = 225  # AAC frames a segment lasts
+SEGMENT_SECONDS = SEGMENT_FRAMES * AAC_FRAME / AUDIO_RATE  # 4.8 s
 # A last segment shorter than this is folded into the one before it.
 SHORTEST_TAIL = 1.0
 LADDER = (360, 720, 1080)
@@ -93,8 +94,10 @@ def timeline(duration: float) -> list[tuple[float, float]]:
     count = max(1, math.ceil(duration / SEGMENT_SECONDS - 1e-9))
     if count > 1 and duration - (count - 1) * SEGMENT_SECONDS < SHORTEST_TAIL:
         count -= 1
-    return [(n * SEGMENT_SECONDS, min((n + 1) * SEGMENT_SECONDS, duration) if n < count - 1 else duration)
-            for n in range(count)]
+    def boundary(n: int) -> float:  # exact on the grid, not n additions of a rounded 4.8
+        return n * SEGMENT_FRAMES * AAC_FRAME / AUDIO_RATE
+
+    return [(boundary(n), min(boundary(n + 1), duration) if n < count - 1 else duration) for n in range(count)]
 
 
 def hls_job(source: Source, info: MediaInfo, spec: TransformSpec) -> TextJob | SegmentJob:
