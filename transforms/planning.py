@@ -136,7 +136,9 @@ def plan(order: Order) -> Task:
     """Probe the source and finish the plan; every refusal (4xx) happens here, none later."""
     if order.image is None:
         job = media_job(order.source, probe_media(order.source), order.spec, order.negotiated)
-        deadline = conf.VIDEO_DEADLINE if isinstance(job, MediaJob) and not job.is_frame else conf.DEADLINE
+        # a transcode (an HLS segment too) streams at the client's pace: its deadline covers that
+        transcode = isinstance(job, MediaJob | SegmentJob) and not job.is_frame
+        deadline = conf.VIDEO_DEADLINE if transcode else conf.DEADLINE
     else:
         job = image_job(order)
         deadline = conf.DEADLINE

@@ -1,0 +1,125 @@
+"""HLS benchmark: a cold seek into a long source, and what watching through HLS costs.
+
+    flock /tmp/mediasite-bench.lock .venv/bin/python bench/hls.py [--runs 3]
+
+Makes (once, kept in var/bench/) a 10-minute 1920x1080 25 fps source (testsrc2 + tone,
+x264 veryfast, a keyframe every 250 frames as x264 does by default) and starts gunicorn
+with the result cache off, so every request runs ffmpeg. Then:
+
+- Cold seek: the 1080p segment at 75% of the source (segment 93, 446.4 s), fetched over
+  HTTP (time to first body byte, time to the whole segment), alternating with the exact
+  argv the engine builds run alone with stdout at /dev/null, and with a plain
+  ``ffmpeg -ss 446.4 -t 4.8`` cut to a fragmented MP4 of the same encoder settings.
+- Watching 2 minutes: the 720p rendition's first 25 segments (0..120 s) one after the
+  other, against one progressive transcode of the same two minutes
+  (``format=mp4&size=x720&duration=120``): CPU seconds of the gunicorn worker and the
+  ffmpeg processes it reaped (/proc), and wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from bench.media import clip  # noqa: E402
+from bench.procfs import WITH_REAPED_CHILDREN, cpu_seconds, descendants  # noqa: E402
+from bench.video import engine_argv, run_direct, run_service, start_server, summary  # noqa: E402
+
+SOURCE = PROJECT / "var" / "bench" / "hls-1080p-600s.mp4"
+SEEK = "format=hls&rendition=1080&segment=93"
+WATCHED = 25  # segments of 4.8 s: two minutes
+
+
+def source() -> Path:
+    if not SOURCE.exists():
+        print("making the 10-minute 1080p source (once; kept in var/bench/)...", flush=True)
+        partial = SOURCE.with_suffix(".partial.mp4")
+        clip(partial, seconds=600, size="1920x1080", fps=25, preset="veryfast")
+        partial.rename(SOURCE)
+    return SOURCE
+
+
+def plain_cut(path: Path, start: float) -> list[str]:
+    """What one would type: seek, cut 4.8 s, the same encoder settings, a fragmented MP4."""
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", str(start), "-t", "4.8",
+            "-i", str(path), "-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-bf", "0",
+            "-c:a", "aac", "-b:a", "128k", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
+            "-frag_duration", "1000000", "-f", "mp4", "pipe:1"]  # fmt: skip
+
+
+def cold_seek(media: Path, port: int, runs: int) -> None:
+    argv = engine_argv(media, "film.mp4", SEEK)
+    plain = plain_cut(media / "film.mp4", 93 * 4.8)
+    rows: dict[str, tuple[list[float], list[float]]] = {"service": ([], []), "engine argv alone": ([], []),
+                                                        "plain ffmpeg cut": ([], [])}  # fmt: skip
+    for _ in range(runs):
+        first, total, _ = run_service(port, f"/film.mp4?{SEEK}")
+        rows["service"][0].append(first)
+        rows["service"][1].append(total)
+        for label, command in (("engine argv alone", argv), ("plain ffmpeg cut", plain)):
+            first, total = run_direct(command)
+            rows[label][0].append(first)
+            rows[label][1].append(total)
+    print(f"cold seek: the 1080p segment at 75% ({SEEK}), {runs} runs, medians (min..max)")
+    print(f"  {'':20} {'first byte':>22} {'whole segment':>22}")
+    for label, (firsts, totals) in rows.items():
+        print(f"  {label:20} {summary(firsts):>22} {summary(totals):>22}")
+    ratio = statistics.median(rows["service"][1]) / statistics.median(rows["engine argv alone"][1]) - 1
+    print(f"  service over the engine's argv alone: {ratio:+.1%}\n")
+
+
+def watch(port: int, worker: int, paths: list[str]) -> tuple[float, float]:
+    """CPU seconds (worker + reaped ffmpeg) and wall seconds to fetch ``paths`` one after the other."""
+    cpu, wall = cpu_seconds([worker], WITH_REAPED_CHILDREN), time.perf_counter()
+    for path in paths:
+        run_service(port, path)
+    return cpu_seconds([worker], WITH_REAPED_CHILDREN) - cpu, time.perf_counter() - wall
+
+
+def two_minutes(port: int, worker: int, runs: int) -> None:
+    hls = ["/film.mp4?format=hls&rendition=720&segment=init"] + [
+        f"/film.mp4?format=hls&rendition=720&segment={n}" for n in range(WATCHED)]
+    progressive = ["/film.mp4?format=mp4&size=x720&duration=120"]
+    results: dict[str, list[tuple[float, float]]] = {"HLS 720p, 25 segments": [], "progressive mp4 720p": []}
+    for _ in range(runs):
+        results["HLS 720p, 25 segments"].append(watch(port, worker, hls))
+        results["progressive mp4 720p"].append(watch(port, worker, progressive))
+    print(f"watching 2 minutes at 720p, {runs} runs, medians (min..max)")
+    for label, values in results.items():
+        cpu = [c for c, _ in values]
+        wall = [w for _, w in values]
+        print(f"  {label:24} CPU {statistics.median(cpu):6.1f} s ({min(cpu):.1f}..{max(cpu):.1f})"
+              f"   wall {statistics.median(wall):6.1f} s ({min(wall):.1f}..{max(wall):.1f})")
+    hls_cpu, plain_cpu = (statistics.median(c for c, _ in v) for v in results.values())
+    print(f"  HLS over progressive: {hls_cpu / plain_cpu - 1:+.1%} CPU")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    media = Path(tempfile.mkdtemp(prefix="mediasite-bench-hls-"))
+    os.link(source(), media / "film.mp4")
+    server, port = start_server(media, cache=None)
+    try:
+        run_service(port, "/film.mp4?format=hls")  # warm up: imports, the first ffprobe
+        print(f"10-minute 1920x1080 25 fps source, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}\n")
+        cold_seek(media, port, args.runs)
+        two_minutes(port, descendants(server.pid)[0], args.runs)  # one worker; ffmpeg runs only meanwhile
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        (media / "film.mp4").unlink()
+        media.rmdir()
+
+
+if __name__ == "__main__":
+    main()
