@@ -18,7 +18,7 @@ from tests.media_factory import decode
 from transforms.engines.ffmpeg import FfmpegEngine
 from transforms.engines.segments import SegmentJob
 from transforms.geometry import Plan
-from transforms.hls import SEGMENT_SECONDS, timeline
+from transforms.hls import on_audio_grid, timeline
 from transforms.probe import MediaInfo
 from transforms.sources import Source
 
@@ -79,6 +79,13 @@ def steps(values: list[float]) -> list[float]:
     return [b - a for a, b in zip(values, values[1:], strict=False)]
 
 
+def spans(playlist: str) -> list[tuple[float, float]]:
+    """(start, end) of every segment of a media playlist, from its EXTINF durations."""
+    durations = [float(x) for x in re.findall(r"#EXTINF:([\d.]+),", playlist)]
+    starts = [sum(durations[:n]) for n in range(len(durations))]
+    return [(start, start + duration) for start, duration in zip(starts, durations, strict=True)]
+
+
 def times(report: dict, kind: str) -> list[float]:
     index = next(s["index"] for s in report["streams"] if s["codec_type"] == kind)
     return sorted(float(p["pts_time"]) for p in report["packets"] if p["stream_index"] == index)
@@ -94,16 +101,21 @@ PLAN = Plan((1280, 720), None, (640, 360))
 @pytest.mark.parametrize(
     ("job", "wanted", "unwanted"),
     [
-        (SegmentJob(SOURCE, INFO, PLAN, 550, 30, 128, 9.6, 14.4),
+        (SegmentJob(SOURCE, INFO, PLAN, 550, 30, 128, 9.6, 14.4, False, False, 9.6, 14.4),
          ["-copyts -start_at_zero", "-ss 9.6 -t 5.8 -i", "-ss 9.557333 -t 4.906667 -i", "-map 0:V:0 -map 1:a:0",
-          "trim=end=14.4,scale=640:360", "-maxrate 550k", "-profile:v high -level:v 3.0",
+          "trim=start=9.6:end=14.4,scale=640:360", "-maxrate 550k", "-profile:v high -level:v 3.0",
           "noise=drop=lt(pts\\,460288)+gte(pts\\,690688)", "-ar 48000", "frag_discont",
-          "-segment_header_filename /dev/null pipe:1"], ["-frames:v"]),
-        (SegmentJob(SOURCE, INFO, PLAN, 550, 30, 0, 28.8, 30.0, last=True),
-         ["-ss 28.8 -t 2.2 -i", "-map 0:V:0 -map_metadata"], ["trim=", "-c:a", "noise"]),
-        (SegmentJob(SOURCE, INFO, PLAN, 550, 30, 128, 0, 4.8, init=True),
-         ["-frames:v 1", "-segment_header_filename pipe:1 /dev/null", "-ss 0 -t 4.864 -i"], ["pipe:1 -"]),
-        (SegmentJob(SOURCE, INFO, None, 0, 0, 128, 4.8, 9.6),
+          "-segment_header_filename /dev/null pipe:1"], ["-frames:v", "-noaccurate_seek"]),
+        (SegmentJob(SOURCE, INFO, PLAN, 550, 30, 128, 10.416667, 20.833333, True, True, 10.410667, 20.842667),
+         ["-noaccurate_seek -protocol_whitelist file,pipe -format_whitelist", "-ss 10.417167 -t 11.416666 -i",
+          "trim=start=10.416167:end=20.832833", "-ss 10.368 -t 10.538667 -i",
+          "noise=drop=lt(pts\\,499200)+gte(pts\\,999936)"], []),
+        (SegmentJob(SOURCE, INFO, PLAN, 550, 30, 0, 28.8, 30.0, False, False, 28.8, 30.0, last=True),
+         ["-ss 28.8 -t 2.2 -i", "-map 0:V:0 -map_metadata", "trim=start=28.8,"], [":end=", "-c:a", "noise"]),
+        (SegmentJob(SOURCE, INFO, PLAN, 550, 30, 128, 0, 4.8, True, False, 0, 4.8, init=True),
+         ["-frames:v 1", "-segment_header_filename pipe:1 /dev/null", "-ss 0 -t 4.864 -i", "trim=start=0:"],
+         ["pipe:1 -"]),
+        (SegmentJob(SOURCE, INFO, None, 0, 0, 128, 4.8, 9.6, False, False, 4.8, 9.6),
          ["-ss 4.757333 -t 4.906667 -i", "-map 0:a:0", "-c:a aac"], ["-c:v", "-map 0:V"]),
     ],
 )
@@ -119,15 +131,25 @@ def test_segment_commands_table(job, wanted, unwanted):
         assert fragment not in line, fragment
 
 
-def test_timeline_folds_a_short_tail_and_covers_the_whole_source():
-    assert SEGMENT_SECONDS * 48000 % 1024 == 0  # every boundary on the AAC frame grid
-    assert timeline(30.0)[-1] == (28.8, 30.0) and len(timeline(30.0)) == 7
-    assert timeline(10.0)[-1] == (4.8, 10.0)  # 0.4 s left over goes into the segment before
-    assert timeline(2.0) == [(0, 2.0)]
-    for duration in (0.5, 4.8, 29.99, 600.0):
-        spans = timeline(duration)
-        assert spans[0][0] == 0 and spans[-1][1] == duration
-        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+def test_timeline_cuts_at_keyframes_where_it_can_and_on_a_grid_elsewhere():
+    x264 = (0.0, 10.416667, 20.833333)  # a keyframe every 250 frames at 24 fps
+    assert [(round(a, 3), round(b, 3), k) for a, b, k, _ in timeline(30.0, x264)] == [
+        (0, 10.417, True), (10.417, 20.833, True), (20.833, 25.633, True), (25.633, 30.0, False)]
+    assert [round(b, 1) for _, b, _, _ in timeline(30.0)] == [4.8, 9.6, 14.4, 19.2, 24.0, 28.8, 30.0]
+    assert [b for _, b, _, _ in timeline(12.0, tuple(range(12)))] == [4, 8, 12.0]  # one every second: 4 s
+    assert timeline(2.0) == [(0, 2.0, True, False)]
+    for duration, keys in ((0.5, ()), (4.8, ()), (29.99, x264), (600.0, tuple(range(0, 600, 50)))):
+        cuts = timeline(duration, keys)
+        assert cuts[0].start == 0 and cuts[-1].end == duration
+        pairs = zip(cuts, cuts[1:], strict=False)
+        assert all(a.end == b.start and a.keyframe_end == b.keyframe_start for a, b in pairs)
+        assert all(b.end - b.start >= min(1, duration) for b in cuts) and max(b.end - b.start for b in cuts) <= 12
+
+
+def test_audio_is_cut_on_one_grid_of_aac_frames():
+    for seconds in (0, 4.8, 10.416667, 25.633333, 599.99):
+        cut = on_audio_grid(seconds)
+        assert round(cut * 48000) % 1024 == 0 and abs(cut - seconds) <= 512 / 48000
 
 
 # --- playlists ------------------------------------------------------------------
@@ -150,7 +172,8 @@ def test_master_and_media_playlists_are_complete_before_anything_is_transcoded(c
     playlist = text(client, media_url)
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in playlist and playlist.rstrip().endswith("#EXT-X-ENDLIST")
     durations = [float(x) for x in re.findall(r"#EXTINF:([\d.]+),", playlist)]
-    assert abs(sum(durations) - 30) < 0.01 and len(durations) == len(playlist_urls(playlist)) == 7
+    assert durations == [10.417, 10.417, 4.8, 4.367]  # at the source's keyframes, then every 4.8 s
+    assert abs(sum(durations) - 30) < 0.01 and len(durations) == len(playlist_urls(playlist))
     assert int(re.search(r"#EXT-X-TARGETDURATION:(\d+)", playlist).group(1)) >= max(durations)
 
 
@@ -174,7 +197,7 @@ def test_signed_playlists_carry_urls_that_are_accepted(client, media, settings):
     response = client.get(playlist_urls(playlist)[-1])
     assert response.status_code == 200 and response["Content-Type"] == "video/mp4"
     assert body(response)[4:8] == b"moof"
-    assert client.get(playlist_urls(playlist)[-1].replace("segment=6", "segment=5")).status_code == 403
+    assert client.get(playlist_urls(playlist)[-1].replace("segment=3", "segment=2")).status_code == 403
 
 
 # --- segments ---------------------------------------------------------------------
@@ -198,15 +221,15 @@ def test_segments_join_without_seams(client, media, tmp_path, tool_children):
     assert abs(audio[-1] + frame - 30) < 0.03 and audio[0] < 0.03
     keyframes = {round(float(p["pts_time"]), 3) for p in report["packets"]
                  if p["flags"].startswith("K") and p["stream_index"] == report["streams"][0]["index"]}  # fmt: skip
-    for start, _ in timeline(30.0):
-        assert any(0 <= k - start < 1 / FPS for k in keyframes), start
+    for start, _ in spans(playlist):
+        assert any(abs(k - start) < 1 / FPS for k in keyframes), start
 
 
 def test_a_cold_segment_near_the_end_of_a_long_source(client, long_clip, settings, tmp_path, private_result_cache):
     settings.MEDIA_ROOT = long_clip.parent
     settings.ALLOWED_HOSTS = ["testserver"]
-    spans = timeline(600.0)
-    index = len(spans) - 2
+    cuts = spans(text(client, "/long.mp4?format=hls&rendition=90"))
+    index = len(cuts) - 2
     url = f"/long.mp4?format=hls&rendition=90&segment={index}"
     response = client.get(url)
     assert response.status_code == 200 and response["Accept-Ranges"] == "none"  # made now, streamed
@@ -215,8 +238,8 @@ def test_a_cold_segment_near_the_end_of_a_long_source(client, long_clip, setting
     report = packets(init + segment, tmp_path)
     video = [p for p in report["packets"] if p["codec_type"] == "video"]
     assert video[0]["flags"].startswith("K")
-    assert abs(float(video[0]["pts_time"]) - spans[index][0]) < 1 / 5 + 1e-3  # 5 fps source
-    assert abs(float(video[-1]["pts_time"]) - spans[index][1]) <= 1 / 5 + 1e-3
+    assert abs(float(video[0]["pts_time"]) - cuts[index][0]) < 1 / 5 + 1e-3  # 5 fps source
+    assert abs(float(video[-1]["pts_time"]) - cuts[index][1]) <= 1 / 5 + 1e-3
     assert any(p["codec_type"] == "audio" for p in report["packets"])
     again = client.get(url)
     assert again["Accept-Ranges"] == "bytes" and body(again) == segment  # kept in the result cache

@@ -12,28 +12,33 @@ then an ordinary transform (``transforms.engines.segments`` builds its argv), so
 cached, coalesced, signed and limited like any other; a player that seeks asks for
 the segment it needs, and only that one is made.
 
-Segments are SEGMENT_SECONDS long, a whole number of AAC frames (1024 samples at
-48 kHz): every boundary then falls on the same audio frame grid in every segment, so
-segments made by separate ffmpeg runs join without an audio gap or overlap (see
-``transforms.engines.segments`` for how each run cuts its audio to that grid).
+Segments are cut at the source's keyframes where those make segments of 4 to 12 s
+(then a segment's ffmpeg decodes nothing it throws away), else every 4.8 s; ffprobe
+lists the keyframes from the packets (``probe.keyframe_times``). Audio is cut on the
+grid of AAC frames (1024 samples at 48 kHz) nearest each video cut, the same grid in
+every segment, so segments made by separate ffmpeg runs join without an audio gap or
+overlap (``transforms.engines.segments`` says how each run cuts to it).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .engines.segments import AAC_FRAME, AUDIO_RATE, SegmentJob
 from .engines.text import TextJob
 from .errors import NotApplicable, NotOffered
 from .geometry import Plan, even, plan_for
-from .probe import MediaInfo
+from .probe import MediaInfo, keyframe_times
 from .signing import media_url
 from .sources import Source
 from .spec import TransformSpec
 
-SEGMENT_FRAMES = 225  # AAC frames a segment lasts
-SEGMENT_SECONDS = SEGMENT_FRAMES * AAC_FRAME / AUDIO_RATE  # 4.8 s
+SEGMENT_SECONDS = 4.8  # between cuts where no keyframe serves
+# A cut at a source keyframe makes segments this long at least and at most (x264's default
+# keyframe interval, 250 frames, is 10.4 s at 24 fps).
+MIN_SEGMENT, MAX_SEGMENT = 4.0, 12.0
 # A last segment shorter than this is folded into the one before it.
 SHORTEST_TAIL = 1.0
 LADDER = (360, 720, 1080)
@@ -89,15 +94,37 @@ def level_for(width: int, height: int, fps: float) -> int:
                 LEVELS[-1][0])
 
 
-def timeline(duration: float) -> list[tuple[float, float]]:
-    """(start, end) of every segment: SEGMENT_SECONDS each, the last one up to the end."""
-    count = max(1, math.ceil(duration / SEGMENT_SECONDS - 1e-9))
-    if count > 1 and duration - (count - 1) * SEGMENT_SECONDS < SHORTEST_TAIL:
-        count -= 1
-    def boundary(n: int) -> float:  # exact on the grid, not n additions of a rounded 4.8
-        return n * SEGMENT_FRAMES * AAC_FRAME / AUDIO_RATE
+class Span(NamedTuple):
+    """One segment's stretch of the source: [start, end), and whether each end is a source keyframe."""
 
-    return [(boundary(n), min(boundary(n + 1), duration) if n < count - 1 else duration) for n in range(count)]
+    start: float
+    end: float
+    keyframe_start: bool = False
+    keyframe_end: bool = False
+
+
+def timeline(duration: float, keyframes: tuple[float, ...] = ()) -> list[Span]:
+    """The segments: cut at source keyframes that make them MIN_SEGMENT..MAX_SEGMENT long, else
+    SEGMENT_SECONDS after the last cut; the last one runs to the end (a short tail is folded in).
+
+    A segment that starts on a keyframe costs its ffmpeg no decoding of frames it drops;
+    one that starts between keyframes is still exact, decoded from the keyframe before.
+    """
+    keys = [k for k in keyframes if 0 < k < duration - SHORTEST_TAIL]
+    cuts, on_key = [0.0], [True]
+    while duration - cuts[-1] > SEGMENT_SECONDS + SHORTEST_TAIL:
+        key = next((k for k in keys if k >= cuts[-1] + MIN_SEGMENT), None)
+        aligned = key is not None and key - cuts[-1] <= MAX_SEGMENT
+        cuts.append(key if aligned else cuts[-1] + SEGMENT_SECONDS)
+        on_key.append(aligned)
+    cuts.append(duration)
+    on_key.append(False)
+    return [Span(cuts[n], cuts[n + 1], on_key[n], on_key[n + 1]) for n in range(len(cuts) - 1)]
+
+
+def on_audio_grid(seconds: float) -> float:
+    """The AAC frame boundary nearest ``seconds``: where the audio of a segment starting there begins."""
+    return round(seconds * AUDIO_RATE / AAC_FRAME) * AAC_FRAME / AUDIO_RATE
 
 
 def hls_job(source: Source, info: MediaInfo, spec: TransformSpec) -> TextJob | SegmentJob:
@@ -111,16 +138,17 @@ def hls_job(source: Source, info: MediaInfo, spec: TransformSpec) -> TextJob | S
     if rendition is None:
         raise NotOffered("rendition", f"this file has no rendition {spec.rendition}",
                          accepted=", ".join(r.name for r in renditions))
-    segments = timeline(info.duration)
+    segments = timeline(info.duration, keyframe_times(source) if info.has_video else ())
     if spec.segment is None:
         return TextJob(source, "hls", media_playlist(source.name, rendition, segments).encode())
     index = 0 if spec.segment == "init" else int(spec.segment)
     if index >= len(segments):
         raise NotOffered("segment", f"rendition {rendition.name} has segments 0..{len(segments) - 1}",
                          accepted=f"init, 0..{len(segments) - 1}")
-    start, end = segments[index]
+    span, last = segments[index], index == len(segments) - 1
     return SegmentJob(source, info, rendition.plan, rendition.video_kbps, rendition.level, rendition.audio_kbps,
-                      start, end, last=index == len(segments) - 1, init=spec.segment == "init",
+                      span.start, span.end, span.keyframe_start, span.keyframe_end,
+                      on_audio_grid(span.start), on_audio_grid(span.end), last=last, init=spec.segment == "init",
                       quality=spec.effective_quality)
 
 
@@ -137,11 +165,11 @@ def master_playlist(name: str, renditions: list[Rendition], info: MediaInfo) -> 
     return "\n".join(lines) + "\n"
 
 
-def media_playlist(name: str, rendition: Rendition, segments: list[tuple[float, float]]) -> str:
-    longest = max(end - start for start, end in segments)
+def media_playlist(name: str, rendition: Rendition, segments: list[Span]) -> str:
+    longest = max(span.end - span.start for span in segments)
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{math.ceil(longest)}", "#EXT-X-MEDIA-SEQUENCE:0",
              "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS",
              f'#EXT-X-MAP:URI="{media_url(name, format="hls", rendition=rendition.name, segment="init")}"']  # fmt: skip
-    for index, (start, end) in enumerate(segments):
+    for index, (start, end, _, _) in enumerate(segments):
         lines += [f"#EXTINF:{end - start:.3f},", media_url(name, format="hls", rendition=rendition.name, segment=index)]
     return "\n".join(lines + ["#EXT-X-ENDLIST"]) + "\n"
