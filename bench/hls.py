@@ -7,11 +7,11 @@ tone, x264 veryfast with a keyframe every 250 frames as x264 does by default, re
 times by stream copy) and starts gunicorn
 with the result cache off, so every request runs ffmpeg. Then:
 
-- Cold seek: the 1080p segment at 75% of the source (segment 93, 446.4 s), fetched over
-  HTTP (time to first body byte, time to the whole segment), alternating with the exact
-  argv the engine builds run alone with stdout at /dev/null, and with a plain
-  ``ffmpeg -ss 446.4 -t 4.8`` cut to a fragmented MP4 of the same encoder settings.
-- Watching 2 minutes: the 720p rendition's first 25 segments (0..120 s) one after the
+- Cold seek: the 1080p segment that holds 75% of the source (450 s), fetched over HTTP
+  (time to first body byte, time to the whole segment), alternating with the exact argv
+  the engine builds run alone with stdout at /dev/null, and with a plain ``ffmpeg -ss
+  <start> -t <length>`` cut to a fragmented MP4 with the same encoder settings.
+- Watching 2 minutes: the 720p rendition's segments that cover 0..120 s, one after the
   other, against one progressive transcode of the same two minutes
   (``format=mp4&size=x720&duration=120``): CPU seconds of the gunicorn worker and the
   ffmpeg processes it reaped (/proc), and wall time.
@@ -20,6 +20,7 @@ with the result cache off, so every request runs ffmpeg. Then:
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import statistics
 import subprocess
@@ -36,8 +37,7 @@ from bench.procfs import WITH_REAPED_CHILDREN, cpu_seconds, descendants  # noqa:
 from bench.video import engine_argv, run_direct, run_service, start_server, summary  # noqa: E402
 
 SOURCE = PROJECT / "var" / "bench" / "hls-1080p-600s.mp4"
-SEEK = "format=hls&rendition=1080&segment=93"
-WATCHED = 25  # segments of 4.8 s: two minutes
+RENDITION = "/film.mp4?format=hls&rendition={}"
 
 
 def source() -> Path:
@@ -54,28 +54,42 @@ def source() -> Path:
     return SOURCE
 
 
-def plain_cut(path: Path, start: float) -> list[str]:
-    """What one would type: seek, cut 4.8 s, the same encoder settings, a fragmented MP4."""
-    return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", str(start), "-t", "4.8",
+def segments(port: int, height: int) -> list[tuple[float, float]]:
+    """(start, end) of each segment of a rendition, from its media playlist's EXTINF lines."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("GET", RENDITION.format(height))
+    lines = connection.getresponse().read().decode().splitlines()
+    connection.close()
+    durations = [float(line[8:].rstrip(",")) for line in lines if line.startswith("#EXTINF:")]
+    return [(sum(durations[:n]), sum(durations[:n + 1])) for n in range(len(durations))]
+
+
+def plain_cut(path: Path, start: float, length: float) -> list[str]:
+    """What one would type: seek, cut the segment's length, the same encoder settings, a fragmented MP4."""
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", f"{start:.3f}", "-t", f"{length:.3f}",
             "-i", str(path), "-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-bf", "0",
             "-c:a", "aac", "-b:a", "128k", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
             "-frag_duration", "1000000", "-f", "mp4", "pipe:1"]  # fmt: skip
 
 
 def cold_seek(media: Path, port: int, runs: int) -> None:
-    argv = engine_argv(media, "film.mp4", SEEK)
-    plain = plain_cut(media / "film.mp4", 93 * 4.8)
+    spans = segments(port, 1080)
+    index = next(n for n, (start, end) in enumerate(spans) if start <= 450 < end)
+    seek = f"format=hls&rendition=1080&segment={index}"
+    argv = engine_argv(media, "film.mp4", seek)
+    plain = plain_cut(media / "film.mp4", spans[index][0], spans[index][1] - spans[index][0])
     rows: dict[str, tuple[list[float], list[float]]] = {"service": ([], []), "engine argv alone": ([], []),
                                                         "plain ffmpeg cut": ([], [])}  # fmt: skip
     for _ in range(runs):
-        first, total, _ = run_service(port, f"/film.mp4?{SEEK}")
+        first, total, _ = run_service(port, f"/film.mp4?{seek}")
         rows["service"][0].append(first)
         rows["service"][1].append(total)
         for label, command in (("engine argv alone", argv), ("plain ffmpeg cut", plain)):
             first, total = run_direct(command)
             rows[label][0].append(first)
             rows[label][1].append(total)
-    print(f"cold seek: the 1080p segment at 75% ({SEEK}), {runs} runs, medians (min..max)")
+    start, end = spans[index]
+    print(f"cold seek: the 1080p segment at 75% ({seek}: {start:.1f}..{end:.1f} s), {runs} runs, medians (min..max)")
     print(f"  {'':20} {'first byte':>22} {'whole segment':>22}")
     for label, (firsts, totals) in rows.items():
         print(f"  {label:20} {summary(firsts):>22} {summary(totals):>22}")
@@ -92,12 +106,14 @@ def watch(port: int, worker: int, paths: list[str]) -> tuple[float, float]:
 
 
 def two_minutes(port: int, worker: int, runs: int) -> None:
+    watched = [n for n, (start, _) in enumerate(segments(port, 720)) if start < 120]
     hls = ["/film.mp4?format=hls&rendition=720&segment=init"] + [
-        f"/film.mp4?format=hls&rendition=720&segment={n}" for n in range(WATCHED)]
+        f"/film.mp4?format=hls&rendition=720&segment={n}" for n in watched]
     progressive = ["/film.mp4?format=mp4&size=x720&duration=120"]
-    results: dict[str, list[tuple[float, float]]] = {"HLS 720p, 25 segments": [], "progressive mp4 720p": []}
+    label = f"HLS 720p, {len(watched)} segments"
+    results: dict[str, list[tuple[float, float]]] = {label: [], "progressive mp4 720p": []}
     for _ in range(runs):
-        results["HLS 720p, 25 segments"].append(watch(port, worker, hls))
+        results[label].append(watch(port, worker, hls))
         results["progressive mp4 720p"].append(watch(port, worker, progressive))
     print(f"watching 2 minutes at 720p, {runs} runs, medians (min..max)")
     for label, values in results.items():
