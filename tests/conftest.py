@@ -35,6 +35,13 @@ def media_root(tmp_path: Path, settings) -> Path:
     return root
 
 
+def serve_media_from(settings, root: Path) -> Path:
+    """Make ``root`` the MEDIA_ROOT that Django's test client is served from."""
+    settings.MEDIA_ROOT = root
+    settings.ALLOWED_HOSTS = ["testserver"]
+    return root
+
+
 @pytest.fixture
 def photos(media_root: Path) -> dict[str, Path]:
     """A set of generated sources inside media_root."""

@@ -14,6 +14,7 @@ import pytest
 
 from tests import media_factory
 from tests.answers import body, refusal
+from tests.conftest import serve_media_from
 from tests.media_factory import decode
 from transforms.engines.ffmpeg import FfmpegEngine
 from transforms.engines.segments import SegmentJob
@@ -40,9 +41,7 @@ def sources(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def media(sources: Path, settings) -> Path:
-    settings.MEDIA_ROOT = sources
-    settings.ALLOWED_HOSTS = ["testserver"]
-    return sources
+    return serve_media_from(settings, sources)
 
 
 def text(client, url: str) -> str:
@@ -226,8 +225,7 @@ def test_segments_join_without_seams(client, media, tmp_path, tool_children):
 
 
 def test_a_cold_segment_near_the_end_of_a_long_source(client, long_clip, settings, tmp_path, private_result_cache):
-    settings.MEDIA_ROOT = long_clip.parent
-    settings.ALLOWED_HOSTS = ["testserver"]
+    serve_media_from(settings, long_clip.parent)
     cuts = spans(text(client, "/long.mp4?format=hls&rendition=90"))
     index = len(cuts) - 2
     url = f"/long.mp4?format=hls&rendition=90&segment={index}"
