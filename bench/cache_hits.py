@@ -8,7 +8,9 @@ port; nginx runs with a throw-away config (``daemon off``, sendfile on, access l
 gunicorn with the repo's config (``mediasite/gunicorn.conf.py``: the splice worker,
 one worker per core, access log off), twice: as shipped (hits answered again from the
 worker's event loop, ``streaming.replay``) and with ``STREAMING_REPLAY_BYTES=0`` (every hit
-goes through Django and sendfile). The thumbnail is rendered once, then ``wrk`` (2 threads,
+goes through Django and sendfile), and the shipped gunicorn behind nginx running the shipped
+site file (``deploy/nginx/mediasite.conf``, through ``mediasite.nginx``: keepalive HTTP/1.1
+upstream, so replays still answer). The thumbnail is rendered once, then ``wrk`` (2 threads,
 32 connections) asks each server for it; medians of --runs, interleaved. Server CPU per
 request is the user+system time of the server's processes (from /proc) over the run,
 divided by the requests wrk counted.
@@ -29,6 +31,7 @@ from pathlib import Path
 from bench import media
 from bench.procfs import cpu_seconds, descendants, free_port
 from bench.zerocopy import PROJECT
+from mediasite import nginx as nginx_site
 
 NGINX_CONF = """
 daemon off;
@@ -55,9 +58,10 @@ http {{
 """
 
 
-def wrk(url: str, seconds: int, server: subprocess.Popen) -> tuple[float, float]:
-    """Requests/s, and the server's CPU microseconds per request, for one run."""
-    pids = [server.pid, *descendants(server.pid)]
+def wrk(url: str, seconds: int, servers: subprocess.Popen | list[subprocess.Popen]) -> tuple[float, float]:
+    """Requests/s, and the servers' CPU microseconds per request, for one run."""
+    servers = servers if isinstance(servers, list) else [servers]
+    pids = [pid for server in servers for pid in (server.pid, *descendants(server.pid))]
     before = cpu_seconds(pids)
     out = subprocess.run(["wrk", "-t2", "-c32", f"-d{seconds}s", url], check=True, capture_output=True,
                          text=True).stdout
@@ -96,6 +100,20 @@ def make_root() -> Path:
     return root
 
 
+def replay_counting_micros(rounds: int = 200_000) -> float:
+    """Microseconds one replay spends in /metrics counting (``replay_loop.count_replay``), in-process."""
+    import timeit
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mediasite-bench-metrics-")
+    from streaming.replay import Replay
+    from streaming.replay_loop import count_replay
+
+    entry = Replay(b"", b"", b"", b"", b"x" * 3359, None, "/x", (0, 0, 0, 0), 0.0, kind="image")
+    seconds = min(timeit.repeat(lambda: count_replay(entry, 200, with_body=True), number=rounds, repeat=5))
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    return 1e6 * seconds / rounds
+
+
 def report(runs: dict[str, list[tuple[float, float]]], body: bytes, seconds: int, cores: int) -> None:
     """The Markdown table of docs/benchmarks.md: medians of requests/s and of server CPU per request."""
     rates = {name: statistics.median(rate for rate, _ in results) for name, results in runs.items()}
@@ -122,7 +140,7 @@ def main() -> None:
         sys.exit("nginx is needed for this comparison: apt-get install nginx-light")
     root = make_root()
     cores = os.cpu_count() or 1
-    gunicorn_port, django_port, nginx_port, floor_port = free_port(), free_port(), free_port(), free_port()
+    gunicorn_port, django_port, nginx_port, floor_port, proxy_port = (free_port() for _ in range(5))
     env = {**os.environ, "MEDIA_ROOT": str(root / "media"), "TRANSFORMS_CACHE_DIR": str(root / "cache"),
            "GUNICORN_WORKERS": str(cores), "GUNICORN_ACCESSLOG": "", "GUNICORN_LOGLEVEL": "warning",
            "LOG_LEVEL": "WARNING"}
@@ -130,6 +148,8 @@ def main() -> None:
     through_django = start_gunicorn("mediasite.wsgi", {**env, "STREAMING_REPLAY_BYTES": "0"}, django_port)
     (root / "nginx.conf").write_text(NGINX_CONF.format(workers=cores, root=root, port=nginx_port))
     server = subprocess.Popen([nginx, "-p", str(root), "-c", str(root / "nginx.conf")])
+    proxy_conf = nginx_site.standalone(root / "proxy", gunicorn_port, proxy_port, access_log=False)
+    proxy = subprocess.Popen([nginx, "-p", str(root / "proxy"), "-c", str(proxy_conf)])
     floor = None
     try:
         thumb = f"http://127.0.0.1:{gunicorn_port}/photo.jpg?size=300x200&fit=cover"
@@ -145,12 +165,16 @@ def main() -> None:
                                floor_port)
         bare = f"http://127.0.0.1:{floor_port}/thumb.jpg"
         wait_for(bare)
-        for url in (thumb, thumb_via_django):
+        thumb_via_nginx = f"http://127.0.0.1:{proxy_port}/photo.jpg?size=300x200&fit=cover"
+        wait_for(thumb_via_nginx)
+        for url in (thumb, thumb_via_django, thumb_via_nginx):
             served = subprocess.run(["curl", "-s", url], capture_output=True, check=True).stdout
             assert served == body, f"{url} did not serve the cached bytes"
         rows = {
             f"mediasite cache hit, as shipped (replayed by the worker, {cores} workers)": (thumb, gunicorn),
             "mediasite cache hit, replays off (Django + sendfile)": (thumb_via_django, through_django),
+            "mediasite cache hit through nginx with the shipped config (CPU: nginx + gunicorn)":
+                (thumb_via_nginx, [proxy, gunicorn]),
             f"nginx static file ({cores} workers, sendfile)": (static, server),
             "reference: gunicorn, same config, a 5-line WSGI app answering from memory": (bare, floor),
         }
@@ -159,8 +183,12 @@ def main() -> None:
             for name, (url, process) in rows.items():
                 runs[name].append(wrk(url, args.seconds, process))
         report(runs, body, args.seconds, cores)
+        replay_cpu = statistics.median(micros for _, micros in next(iter(runs.values())))
+        counting = replay_counting_micros()
+        print(f"\nCounting a replay for /metrics (3 multiprocess counter increments): {counting:.2f} µs, "
+              f"{100 * counting / replay_cpu:.1f}% of a replayed hit's server CPU")
     finally:
-        for process in (floor, server, gunicorn, through_django):
+        for process in (floor, server, proxy, gunicorn, through_django):
             if process is not None:
                 process.terminate()
                 process.wait(timeout=20)

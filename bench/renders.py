@@ -109,7 +109,7 @@ def time_to_first_progress(starts: int, env: dict[str, str], logs: Path) -> list
     from transforms.renders.progress import read_snapshot
 
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "rqworker", "renders", "--worker-class", "transforms.renders.job.RenderWorker"],
+        [sys.executable, "manage.py", "rqworker"],  # RenderWorker on the render queue, from the settings
         cwd=PROJECT, env={**os.environ, **env}, stdout=open(logs, "ab"), stderr=subprocess.STDOUT,
     )
     try:

@@ -52,6 +52,13 @@ def on_starting(server):
     forget_dead_processes()
 
 
+def worker_exit(server, worker):
+    """Hand the worker's last replay counts to the shared metrics before it goes."""
+    from streaming.metrics import REPLAYS
+
+    REPLAYS.flush()
+
+
 def child_exit(server, worker):
     """A worker exited: its live gauges (work slots, tools, viewers) stop counting."""
     from streaming.metrics import process_exited

@@ -204,13 +204,14 @@ if env("STREAMING_SPLICE", "auto") not in ("auto", "os", "ctypes", "off"):
 # RENDER_QUEUE: RQ_QUEUES names the queue, so it is always set, from the same table.
 globals().update(render_conf.from_environment(os.environ))
 RENDER_QUEUE = render_conf.from_environment(os.environ).get("RENDER_QUEUE", render_defaults["QUEUE"])
-# The rq queues live in the same Redis as the cache. Jobs are enqueued by
+# The rq queues live in the same Redis as the cache. Renders go to "default" unless RENDER_QUEUE
+# says otherwise, so a bare `manage.py rqworker` takes them. Jobs are enqueued by
 # transforms.renders with an id chosen first, so no commit-mode deferral applies.
-RQ_QUEUES = {
-    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360},
-    RENDER_QUEUE: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
-}
-RQ = {"COMMIT_MODE": "auto"}
+RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600}}
+RQ_QUEUES.setdefault(RENDER_QUEUE, {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600})
+# Every `manage.py rqworker` is a RenderWorker: MoviePy loaded before the fork, and it waits
+# through Redis outages instead of quitting (transforms/renders/worker.py).
+RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": "transforms.renders.worker.RenderWorker"}
 
 # --- cameras (streaming/cameras): MJPEG pages fed by one producer per camera -----------
 # Defaults and meaning in streaming/cameras/conf.py; a CAMERAS* setting exists here only when

@@ -18,9 +18,11 @@ What makes that safe:
 * The key is the request target exactly as sent plus every request header that
   could change the answer: all of them except a short list that cannot reach
   these views (User-Agent, Accept-Encoding, Referer, Sec-Fetch-*, ...).
-  Host, Accept, Cookie, Authorization and X-Forwarded-* are part of the key, so
-  ALLOWED_HOSTS, format negotiation and anything a middleware reads are decided
-  by the app for each distinct combination. A response whose ``Vary`` names an
+  Host, Accept, Cookie, Authorization and X-Forwarded-Proto (which Django reads
+  behind a TLS proxy) are part of the key, so ALLOWED_HOSTS, format negotiation and
+  anything a middleware reads are decided by the app for each distinct combination.
+  X-Forwarded-For and X-Real-IP are not: only /readyz and /metrics read them, and they
+  are never replayed; behind nginx, every client shares the kept response. A response whose ``Vary`` names an
   ignored header (or ``*``) is never kept.
 * Only plain cases are replayed: GET or HEAD, HTTP/1.1, one whole request in
   the buffer (no body, no pipelining), no Range / If-Range / If-Modified-Since /
@@ -61,7 +63,7 @@ IGNORED_HEADERS = frozenset({
     b"USER-AGENT", b"ACCEPT-ENCODING", b"ACCEPT-LANGUAGE", b"REFERER", b"CACHE-CONTROL", b"PRAGMA",
     b"DNT", b"UPGRADE-INSECURE-REQUESTS", b"PRIORITY", b"SEC-GPC", b"SEC-FETCH-DEST", b"SEC-FETCH-MODE",
     b"SEC-FETCH-SITE", b"SEC-FETCH-USER", b"SEC-CH-UA", b"SEC-CH-UA-MOBILE", b"SEC-CH-UA-PLATFORM",
-    b"CONNECTION", b"IF-NONE-MATCH",
+    b"CONNECTION", b"IF-NONE-MATCH", b"X-FORWARDED-FOR", b"X-REAL-IP",
 })
 # Request headers that ask for something a replay does not do: the app answers these.
 APP_ONLY_HEADERS = frozenset({

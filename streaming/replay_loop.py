@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import replay
 from .conf import conf
-from .metrics import BYTES_SENT, REQUESTS, RESULT_CACHE, status_class
+from .metrics import REPLAYS
 
 if TYPE_CHECKING:
     from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -151,11 +151,7 @@ class LoopReplies:
 
 def count_replay(entry: replay.Replay, status: int, *, with_body: bool) -> None:
     """A replay is a request like any other in /metrics, and a result-cache hit when it was one."""
-    REQUESTS.labels(entry.kind, status_class(status)).inc()
-    if entry.kind != "original":
-        RESULT_CACHE.labels("replay").inc()
-    if with_body:
-        BYTES_SENT.labels("replay").inc(len(entry.body))
+    REPLAYS.replayed(entry.kind, "2xx" if status == 200 else "3xx", len(entry.body) if with_body else 0)
 
 
 def send_rest(conn: TConn, rest: bytes) -> bool:

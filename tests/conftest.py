@@ -15,7 +15,19 @@ import pytest
 
 from tests import media_factory
 
+# The database fixture (SQLite and PostgreSQL) and the run's PostgreSQL server live in tests/postgres.py.
+from tests.postgres import (  # noqa: F401  (fixtures and a hook, found here by pytest)
+    _route_to_database,
+    database,
+    django_db_modify_db_settings,
+    postgres_or_reason,
+    postgres_server,
+    pytest_collection_modifyitems,
+)
+
 PROJECT = Path(__file__).resolve().parents[1]
+# The render stack's fixtures (``stack``, ``start_worker``) live beside the other render helpers.
+pytest_plugins = ["tests.render_stack"]
 
 
 @pytest.fixture(autouse=True)
@@ -157,16 +169,17 @@ def stop_process(process: subprocess.Popen, timeout: float) -> None:
 
 
 class Gunicorn:
-    """A real gunicorn serving the project on a free loopback port."""
+    """A real gunicorn serving the project on a free port of a loopback address (``host``: 127.0.0.x)."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 8) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 8, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.log = open(env.get("_LOGFILE", os.devnull), "ab")  # noqa: SIM115
         full_env = {
             **os.environ,
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "DJANGO_ALLOWED_HOSTS": f"{host},localhost",
+            "GUNICORN_BIND": f"{host}:{self.port}",
             "GUNICORN_WORKERS": str(workers),
             "GUNICORN_THREADS": str(threads),
             "GUNICORN_ACCESSLOG": "",
@@ -188,7 +201,7 @@ class Gunicorn:
             if self.process.poll() is not None:
                 raise RuntimeError("gunicorn exited during start-up")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                with socket.create_connection((self.host, self.port), timeout=0.5):
                     if self.worker_pids():
                         return
             except OSError:
@@ -269,14 +282,25 @@ def tool_children():
 
 
 class RedisServer:
-    """A private redis-server on a free port, nothing kept on disk."""
+    """A private redis-server on a free port.
 
-    def __init__(self, workdir: Path) -> None:
+    With ``appendonly`` it keeps an append-only file in ``workdir`` (as ``mediasite/bin/run``'s
+    does), so ``restart()`` brings the data back; without it, or with ``restart(wipe=True)``,
+    it comes back empty, like a Redis restarted without persistence. Same port either way.
+    """
+
+    def __init__(self, workdir: Path, appendonly: bool = False) -> None:
+        self.workdir = workdir
+        self.appendonly = appendonly
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)],
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -293,7 +317,20 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        stop_process(self.process, timeout=5)
+        """SIGTERM (Redis writes its append-only file and exits), reaped."""
+        if self.process is not None:
+            stop_process(self.process, 5)
+            self.process = None
+
+    def restart(self, down_for: float = 0.0, wipe: bool = False) -> None:
+        """Stop, stay down ``down_for`` seconds, start again; ``wipe`` drops what was kept on disk."""
+        self.stop()
+        if wipe:
+            import shutil
+
+            shutil.rmtree(self.workdir / "appendonlydir", ignore_errors=True)
+        time.sleep(down_for)
+        self.start()
 
 
 @pytest.fixture(scope="session")
@@ -318,6 +355,25 @@ def redis_url(redis_server: RedisServer, settings) -> Iterator[str]:
     yield redis_server.url
     client.flushall()
     client.close()
+
+
+@pytest.fixture
+def sources(media_root: Path) -> Path:
+    """The render tests' media: a short clip with sound, a photo, a tone (tests/render_helpers.py)."""
+    from tests.render_helpers import make_sources
+
+    make_sources(media_root)
+    return media_root
+
+
+@pytest.fixture
+def rq_redis(redis_url: str, settings) -> str:
+    """The private Redis for the render queue too (django-rq would keep a stale connection per process)."""
+    from tests.render_helpers import TOKEN
+
+    settings.RQ_QUEUES = {name: {"URL": redis_url} for name in ("default", settings.RENDER_QUEUE)}
+    settings.RENDER_API_TOKEN = TOKEN
+    return redis_url
 
 
 CHROMIUM_ARGS = [

@@ -108,3 +108,142 @@ def clip(
         argv += ["-preset", "ultrafast", "-movflags", "+faststart"]
     subprocess.run([*argv, str(path)], check=True, timeout=60)
     return path
+
+
+# --- sources beyond the browser formats: TIFF, 12-bit JPEG, HEIC --------------------------------
+
+TIFF_TYPES = {"short": 3, "long": 4}
+PHOTOMETRIC = {1: 1, 2: 1, 3: 2, 4: 2}  # samples -> grey (1, +alpha) or RGB (3, +alpha); CMYK passed explicitly
+
+
+def tiff(path: Path, pages: list, bits: int = 8, photometric: int | None = None,
+         declared: tuple[int, int] | None = None) -> Path:
+    """An uncompressed TIFF of numpy arrays (H x W x samples, uint8 or uint16), one page each.
+
+    ``declared`` writes that size in the first page's header instead of the array's (a bomb).
+    Pillow writes neither 16-bit colour nor CMYK+16 TIFFs, hence this small writer.
+    """
+    import numpy as np
+
+    out = bytearray(b"II*\0\0\0\0\0")
+    next_pointer = 4
+    for number, page in enumerate(pages):
+        page = np.asarray(page)
+        page = page[:, :, None] if page.ndim == 2 else page
+        height, width, samples = page.shape
+        if number == 0 and declared:
+            width, height = declared
+        data = page.astype("<u2" if bits == 16 else "u1").tobytes()
+        data_offset = len(out)
+        out += data
+        bits_offset = len(out)
+        out += struct.pack(f"<{samples}H", *([bits] * samples))
+        entries = [(256, "long", width), (257, "long", height), (258, "short", bits if samples == 1 else bits_offset),
+                   (259, "short", 1), (262, "short", photometric or PHOTOMETRIC[samples]), (273, "long", data_offset),
+                   (277, "short", samples), (278, "long", height), (279, "long", len(data)), (284, "short", 1)]
+        if samples in (2, 4) and photometric != 5:
+            entries.append((338, "short", 2))  # the extra sample is unassociated alpha
+        entries.sort()
+        if len(out) % 2:
+            out += b"\0"
+        struct.pack_into("<I", out, next_pointer, len(out))
+        out += struct.pack("<H", len(entries))
+        for tag, kind, value in entries:
+            count = samples if tag == 258 and samples > 1 else 1
+            packed = struct.pack("<HHI", tag, TIFF_TYPES[kind], count)
+            packed += struct.pack("<I", value) if kind == "long" or count > 1 else struct.pack("<HH", value, 0)
+            out += packed
+        next_pointer = len(out)
+        out += b"\0\0\0\0"
+    path.write_bytes(bytes(out))
+    return path
+
+
+def quadrant_array(width: int, height: int, top: int = 255):
+    """``photo()``'s four colours as an RGB array whose full scale is ``top`` (255 or 65535)."""
+    import numpy as np
+
+    return (np.asarray(photo(width, height), dtype=np.float64) * (top / 255)).round()
+
+
+def jpeg12(path: Path, image: Image.Image) -> Path:
+    """A 12-bit (extended sequential, SOF1) YCbCr JPEG of ``image``, drawn in flat 8x8 blocks.
+
+    No tool here writes 12-bit JPEGs (libjpeg-turbo is built for 8 bits), so this writes
+    one: every block keeps only its DC coefficient (quantiser 1), coded with Huffman tables
+    made for it. The picture is ``image`` averaged per 8x8 block, at 12-bit precision.
+    """
+    import numpy as np
+
+    width, height = image.size
+    ycc = np.asarray(image.convert("YCbCr"), dtype=np.float64) * 16  # 8-bit -> 12-bit scale
+    blocks_x, blocks_y = -(-width // 8), -(-height // 8)
+    padded = np.zeros((blocks_y * 8, blocks_x * 8, 3))
+    padded[:height, :width] = ycc
+    padded[height:, :] = padded[height - 1 : height, :]
+    padded[:, width:] = padded[:, width - 1 : width]
+    means = padded.reshape(blocks_y, 8, blocks_x, 8, 3).mean(axis=(1, 3))
+    dc = np.round((means - 2048) * 8).astype(int)  # F(0,0) of a flat block is 8 x (level-shifted value)
+
+    dc_codes = {size: (size, 4) for size in range(15)} | {15: (0b11110, 5)}  # category -> (code, length)
+    bits = _BitWriter()
+    previous = [0, 0, 0]
+    for row in range(blocks_y):
+        for column in range(blocks_x):
+            for component in range(3):
+                difference = int(dc[row, column, component]) - previous[component]
+                previous[component] += difference
+                size = abs(difference).bit_length()
+                bits.write(*dc_codes[size])
+                if size:
+                    bits.write(difference if difference > 0 else difference + (1 << size) - 1, size)
+                bits.write(0, 1)  # end of block: the AC table's only code
+    def segment(marker: int, payload: bytes) -> bytes:
+        return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+
+    dc_table = bytes([0x00]) + bytes([0, 0, 0, 15, 1] + [0] * 11) + bytes(range(16))
+    ac_table = bytes([0x10]) + bytes([1] + [0] * 15) + bytes([0])
+    frame = struct.pack(">BHHB", 12, height, width, 3) + b"".join(bytes([i, 0x11, 0]) for i in (1, 2, 3))
+    scan = bytes([3]) + b"".join(bytes([i, 0x00]) for i in (1, 2, 3)) + bytes([0, 63, 0])
+    path.write_bytes(b"\xff\xd8" + segment(0xDB, bytes([0]) + bytes([1] * 64)) + segment(0xC1, frame)
+                     + segment(0xC4, dc_table) + segment(0xC4, ac_table) + segment(0xDA, scan)
+                     + bits.finish() + b"\xff\xd9")
+    return path
+
+
+class _BitWriter:
+    """Entropy-coded JPEG data: bits MSB first, 0xFF stuffed with 0x00, padded with ones."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.value = 0
+        self.count = 0
+
+    def write(self, value: int, length: int) -> None:
+        for shift in range(length - 1, -1, -1):
+            self.value = (self.value << 1) | ((value >> shift) & 1)
+            self.count += 1
+            if self.count == 8:
+                self.out.append(self.value)
+                if self.value == 0xFF:
+                    self.out.append(0)
+                self.value = self.count = 0
+
+    def finish(self) -> bytes:
+        if self.count:
+            self.write((1 << (8 - self.count)) - 1, 8 - self.count)
+        return bytes(self.out)
+
+
+def heic(path: Path, image: Image.Image, declared: tuple[int, int] | None = None, **params) -> Path:
+    """A HEIC (pillow-heif's x265); ``declared`` rewrites the size its ``ispe`` box claims (a bomb)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    image.save(path, "HEIF", **params)
+    if declared:
+        data = bytearray(path.read_bytes())
+        at = data.index(b"ispe") + 8  # after the box type and its version/flags
+        struct.pack_into(">II", data, at, *declared)
+        path.write_bytes(bytes(data))
+    return path

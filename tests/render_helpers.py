@@ -1,8 +1,9 @@
-"""Shared pieces of the render tests: source media, recipes, ffprobe."""
+"""Shared pieces of the render tests: source media, recipes, ffprobe, an in-process worker, the admin form."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -62,3 +63,37 @@ def ffmpeg_processes(pid: int) -> list[int]:
         if "ffmpeg" in name or "ffmpeg" in _cmdline(child):
             found.append(child)
     return found
+
+
+def closed_port_url() -> str:
+    """A Redis URL nothing listens on: Redis down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def run_worker() -> None:
+    """Run every queued render job in this process (rq's SimpleWorker, burst mode)."""
+    from rq import SimpleWorker
+
+    from transforms.renders import redis_queue
+
+    SimpleWorker([redis_queue.render_queue()], connection=redis_queue.redis_connection()).work(burst=True)
+
+
+def admin_form(clips: list[dict], button: str = "_saveandstart", **fields) -> dict:
+    """The POST of the admin's render editor, as a person fills it: top fields, then one row per clip."""
+    data = {
+        "editor": "form", "size_preset": "custom", "width": 320, "height": 180, "fps": 12, "format": "mp4",
+        "crossfade": 0, "audio_source": "", "audio_volume": 1, "audio_start": 0, "recipe_json": "",
+        "clips-TOTAL_FORMS": len(clips), "clips-INITIAL_FORMS": 0, "clips-MIN_NUM_FORMS": 0,
+        "clips-MAX_NUM_FORMS": 1000, button: "1",
+    }
+    for index, clip in enumerate(clips):
+        kind = next(kind for kind in ("video", "image", "title") if kind in clip)
+        data[f"clips-{index}-kind"] = kind
+        data[f"clips-{index}-ORDER"] = index + 1
+        data.update({f"clips-{index}-{key}": value for key, value in clip.items()})
+    data.update(fields)
+    return data

@@ -367,7 +367,6 @@ ODD_EXPECTED = {
     "thumbor__image_invalid.jpg": 415,
     "thumbor__BlueSquare_truncated.jpg": 422,
     "small__zip.zip": 415,
-    "libjpeg-turbo__monkey12.jpg": 415,
 }
 
 

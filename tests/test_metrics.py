@@ -10,25 +10,28 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import media_factory
-from tests.conftest import Gunicorn, wait_for
-from tests.deployment import RestartableRedis, manage, start_rq_worker, stop_rq_worker
-from tests.render_helpers import TOKEN, make_sources, small_recipe
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from tests.conftest import Gunicorn, RedisServer, wait_for
+from tests.render_helpers import small_recipe
+from tests.render_stack import Stack, Workers, build_stack
 
 
 @dataclass
 class Deployment:
-    server: Gunicorn
-    redis: RestartableRedis
-    base: Path
+    stack: Stack
+
+    @property
+    def server(self) -> Gunicorn:
+        return self.stack.server
+
+    @property
+    def redis(self) -> RedisServer:
+        return self.stack.redis
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return requests.get(self.server.url + path, timeout=30, **kwargs)
@@ -49,21 +52,16 @@ def total(samples: dict, name: str, **labels: str) -> float:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
     base = tmp_path_factory.mktemp("metrics")
-    media = base / "media"
-    media.mkdir()
-    make_sources(media)
-    media_factory.save(media_factory.photo(800, 600), media / "big.jpg", quality=90)
-    redis = RestartableRedis(base)
-    env = {"REDIS_URL": redis.url, "DATABASE_URL": f"sqlite:///{base / 'db.sqlite3'}", "MEDIA_ROOT": str(media),
-           "RENDER_API_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(base / "metrics"),
-           "TRANSFORMS_CACHE_DIR": str(base / "cache")}
     (base / "metrics").mkdir()
-    manage(env, "migrate", "--noinput")
-    server = Gunicorn({**env, "_LOGFILE": str(base / "gunicorn.log")}, workers=2, threads=8)
-    worker = start_rq_worker(env, base / "worker.log")
-    yield Deployment(server, redis, base)
-    stop_rq_worker(worker)
-    server.stop()
+    redis = RedisServer(base)
+    stack = build_stack(base, redis, workers=2, PROMETHEUS_MULTIPROC_DIR=str(base / "metrics"),
+                        TRANSFORMS_CACHE_DIR=str(base / "cache"))
+    media_factory.save(media_factory.photo(800, 600), stack.media / "big.jpg", quality=90)
+    workers = Workers(stack)
+    workers.start()
+    yield Deployment(stack)
+    workers.stop_all()
+    stack.server.stop()
     redis.stop()
 
 
@@ -85,7 +83,11 @@ def test_counters_add_up_across_workers_and_replays(deployment):
     assert deployment.get("/big.jpg?size=0x0").status_code == 400
     sent[("image", "4xx")] += 1
 
-    samples = deployment.samples()
+    def counted() -> dict | None:  # replays reach the shared counters within a second (streaming.metrics)
+        samples = deployment.samples()
+        return samples if total(samples, "mediasite_requests_total", kind="image", status="2xx") >= 80 else None
+
+    samples = wait_for(counted, timeout=5)
     for (kind, status), count in sent.items():
         assert total(samples, "mediasite_requests_total", kind=kind, status=status) == count, (kind, status)
     hits = total(samples, "mediasite_result_cache_total", outcome="hit")
@@ -100,10 +102,8 @@ def test_counters_add_up_across_workers_and_replays(deployment):
 
 
 def test_a_render_lands_in_the_duration_histogram(deployment):
-    submitted = requests.post(f"{deployment.server.url}/api/renders/", json=small_recipe(), headers=AUTH, timeout=10)
-    assert submitted.status_code == 202, submitted.text
-    task = submitted.json()["task_id"]
-    wait_for(lambda: deployment.get(f"/api/renders/{task}", headers=AUTH).json()["status"] == "complete", 120)
+    task = deployment.stack.submit(small_recipe())["task_id"]
+    deployment.stack.wait_for(task, lambda status: status["status"] == "complete", 120)
     samples = deployment.samples()
     assert total(samples, "mediasite_renders", state="complete") == 1
     assert total(samples, "mediasite_render_seconds_count") == 1

@@ -1,48 +1,24 @@
 """Render jobs in-process: recipe validation, the API against a real Redis, a real rq SimpleWorker
-running MoviePy, SSE framing, and Redis being down. The multi-process cases are in test_renders_live.py.
+running MoviePy, SSE framing, and Redis being down. The tests of the model, the API and the admin
+take the ``database`` fixture: each runs on SQLite and again on PostgreSQL. Renders the queue lost
+are in test_render_recovery.py; the multi-process cases in test_renders_live.py and
+test_render_faults.py.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
-from rq import SimpleWorker
 
 from streaming.sse import EventStream
-from tests.render_helpers import TOKEN, ffmpeg_processes, ffprobe, make_sources, small_recipe
+from tests.render_helpers import TOKEN, admin_form, closed_port_url, ffmpeg_processes, ffprobe, run_worker, small_recipe
 from transforms.renders import lifecycle, redis_queue
 from transforms.renders.job import on_render_failure, work_dir
 from transforms.renders.models import RenderJob
 from transforms.renders.recipes import InvalidRecipe, validate_recipe
 
 AUTH = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def sources(media_root):
-    make_sources(media_root)
-    return media_root
-
-
-@pytest.fixture
-def rq_redis(redis_url, settings):
-    """The private Redis for the queue too (django-rq would keep a stale connection per process)."""
-    settings.RQ_QUEUES = {name: {"URL": redis_url} for name in ("default", settings.RENDER_QUEUE)}
-    settings.RENDER_API_TOKEN = TOKEN
-    return redis_url
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-def run_worker() -> None:
-    SimpleWorker([redis_queue.render_queue()], connection=redis_queue.redis_connection()).work(burst=True)
 
 
 # --- recipes --------------------------------------------------------------------------
@@ -62,6 +38,10 @@ INVALID = [
     ({"clips": [{"image": "music.mp3"}]}, "clips[0].image"),
     ({"clips": [{"title": "x", "duration": -1}]}, "clips[0].duration"),
     ({"clips": [{"video": "clips/intro.mp4", "start": 2, "end": 1}]}, "clips[0].end"),
+    ({"clips": [{"video": "clips/intro.mp4", "end": 5}]}, "clips[0].end"),  # the clip lasts 2 s
+    ({"clips": [{"video": "clips/intro.mp4", "start": 2.5}]}, "clips[0].start"),
+    ({"clips": [{"video": "music.mp3"}]}, "clips[0].video"),  # no picture
+    ({"clips": [{"title": "x"}], "audio": {"source": "photo.jpg"}}, "audio.source"),
     ({"size": [100000, 100000], "clips": [{"title": "x"}]}, "size"),
     ({"size": [321, 180], "clips": [{"title": "x"}]}, "size"),
     ({"fps": 0, "clips": [{"title": "x"}]}, "fps"),
@@ -93,6 +73,17 @@ def test_invalid_recipes_name_the_field(sources, recipe, field):
     assert field in caught.value.fields, caught.value.fields
 
 
+def test_whole_video_clips_count_towards_the_length_limit(sources, settings):
+    from transforms.renders.recipes import planned_seconds
+
+    recipe = {"clips": [{"video": "clips/intro.mp4", "start": 0.5}, {"title": "x", "duration": 2}], "crossfade": 0.5}
+    assert planned_seconds(validate_recipe(recipe)) == pytest.approx(3.0, abs=0.05)
+    settings.RENDER_MAX_SECONDS = 2.5
+    with pytest.raises(InvalidRecipe) as caught:
+        validate_recipe(recipe)
+    assert "would last 3" in caught.value.fields["clips"][0]
+
+
 def test_symlink_out_of_media_root_is_refused(sources, tmp_path):
     outside = tmp_path / "outside.jpg"
     outside.write_bytes((sources / "photo.jpg").read_bytes())
@@ -106,7 +97,7 @@ def test_symlink_out_of_media_root_is_refused(sources, tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_bad_recipe_is_400_with_field_errors_and_nothing_is_queued(client, sources, rq_redis):
+def test_bad_recipe_is_400_with_field_errors_and_nothing_is_queued(database, client, sources, rq_redis):
     response = client.post("/api/renders/", {"clips": [{"video": "../secret.mp4"}, {"title": "t", "duration": -2}],
                                              "size": [9, 9], "extra": 1}, content_type="application/json", **AUTH)
     assert response.status_code == 400
@@ -119,7 +110,7 @@ def test_bad_recipe_is_400_with_field_errors_and_nothing_is_queued(client, sourc
 
 
 @pytest.mark.django_db(transaction=True)
-def test_api_needs_staff_or_token(client, sources, rq_redis, django_user_model):
+def test_api_needs_staff_or_token(database, client, sources, rq_redis, django_user_model):
     assert client.post("/api/renders/", small_recipe(), content_type="application/json").status_code == 401
     bad = {"HTTP_AUTHORIZATION": "Bearer wrong"}
     assert client.post("/api/renders/", small_recipe(), content_type="application/json", **bad).status_code == 401
@@ -133,7 +124,7 @@ def test_api_needs_staff_or_token(client, sources, rq_redis, django_user_model):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_render_end_to_end_with_a_simple_worker(client, sources, rq_redis):
+def test_render_end_to_end_with_a_simple_worker(database, client, sources, rq_redis):
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
     assert response.status_code == 202, response.content
     task = response.json()
@@ -177,7 +168,7 @@ def test_webm_render(client, sources, rq_redis):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failing_render_ends_failed_with_reason_and_no_partial_files(client, sources, rq_redis):
+def test_a_failing_render_ends_failed_with_reason_and_no_partial_files(database, client, sources, rq_redis):
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
     (sources / "clips" / "intro.mp4").write_bytes(b"not a video any more")
     run_worker()
@@ -188,7 +179,7 @@ def test_a_failing_render_ends_failed_with_reason_and_no_partial_files(client, s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_cancel_while_queued_and_retry(client, sources, rq_redis):
+def test_cancel_while_queued_and_retry(database, client, sources, rq_redis):
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
     task_id = response.json()["task_id"]
     canceled = client.post(f"/api/renders/{task_id}/cancel", **AUTH)
@@ -204,7 +195,7 @@ def test_cancel_while_queued_and_retry(client, sources, rq_redis):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_unknown_render_is_404(client, rq_redis):
+def test_unknown_render_is_404(database, client, rq_redis):
     assert client.get("/api/renders/00000000-0000-0000-0000-000000000000", **AUTH).status_code == 404
     assert client.get("/api/renders/not-a-uuid", **AUTH).status_code == 404
 
@@ -213,7 +204,7 @@ def test_unknown_render_is_404(client, rq_redis):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_redis_down_is_503_on_submit_and_an_error_in_the_admin(client, sources, settings, admin_client):
+def test_redis_down_is_503_on_submit_and_an_error_in_the_admin(database, client, sources, settings, admin_client):
     url = closed_port_url()
     settings.RQ_QUEUES = {name: {"URL": url} for name in ("default", settings.RENDER_QUEUE)}
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
@@ -224,8 +215,7 @@ def test_redis_down_is_503_on_submit_and_an_error_in_the_admin(client, sources, 
     assert response["Retry-After"]
     assert RenderJob.objects.count() == 0
 
-    added = admin_client.post("/admin/transforms/renderjob/add/",
-                              {"recipe": '{"clips": [{"title": "x", "duration": 1}]}', "start_now": "on"},
+    added = admin_client.post("/admin/transforms/renderjob/add/", admin_form([{"title": "x", "duration": 1}]),
                               follow=True)
     assert added.status_code == 200
     assert "was not started" in added.content.decode()
@@ -238,39 +228,6 @@ def test_redis_down_is_503_on_submit_and_an_error_in_the_admin(client, sources, 
     change = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/")
     assert change.status_code == 200
     assert client.get(f"/api/renders/{row.pk}", **AUTH).status_code == 200
-
-
-@pytest.mark.django_db(transaction=True)
-def test_admin_form_shows_recipe_field_errors(admin_client, sources, rq_redis):
-    response = admin_client.post("/admin/transforms/renderjob/add/",
-                                 {"recipe": '{"clips": [{"image": "../x.jpg", "zoom": 9}]}'})
-    assert response.status_code == 200
-    text = response.content.decode()
-    assert "clips[0].image" in text and "clips[0].zoom" in text
-    assert RenderJob.objects.count() == 0
-
-
-@pytest.mark.django_db(transaction=True)
-def test_admin_actions_start_and_retry(admin_client, sources, rq_redis):
-    admin_client.post("/admin/transforms/renderjob/add/",
-                      {"recipe": '{"size": [320, 180], "fps": 12, "clips": [{"title": "x", "duration": 1}]}'})
-    row = RenderJob.objects.get()
-    assert not row.started
-    page = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/").content.decode()
-    assert "render-action-start_renders" in page and 'name="_save"' not in page
-    changelist = "/admin/transforms/renderjob/"
-    admin_client.post(changelist, {"action": "start_renders", "_selected_action": [str(row.pk)]})
-    row.refresh_from_db()
-    assert row.started and row.status == "queued"
-    admin_client.post(changelist, {"action": "cancel_renders", "_selected_action": [str(row.pk)]})
-    assert RenderJob.objects.get().status == "canceled"
-    admin_client.post(changelist, {"action": "retry_renders", "_selected_action": [str(row.pk)]})
-    run_worker()
-    row.refresh_from_db()
-    assert row.status == "complete"
-    page = admin_client.get(f"/admin/transforms/renderjob/{row.pk}/change/").content.decode()
-    assert f'href="/renders/{row.pk}.mp4"' in page
-    assert "data-render-progress" in admin_client.get(changelist).content.decode()
 
 
 # --- Server-Sent Events ----------------------------------------------------------------------
@@ -299,7 +256,7 @@ def parse_events(raw: bytes) -> list[dict]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_resume_and_stop_after_the_final_state_without_gzip(client, sources, rq_redis, settings):
+def test_events_resume_and_stop_after_the_final_state_without_gzip(database, client, sources, rq_redis, settings):
     settings.MIDDLEWARE = ["django.middleware.gzip.GZipMiddleware", *settings.MIDDLEWARE]
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)
     task_id = response.json()["task_id"]
@@ -374,7 +331,7 @@ def test_job_timeout_ends_failed_with_the_stage(client, sources, rq_redis, setti
 
 
 @pytest.mark.django_db(transaction=True)
-def test_rq_abandoned_job_callback_marks_the_render_failed(sources, rq_redis):
+def test_rq_abandoned_job_callback_marks_the_render_failed(database, sources, rq_redis):
     """rq's maintenance calls on_failure with AbandonedJobError for a job whose worker vanished."""
     from rq.exceptions import AbandonedJobError
     from rq.job import Job
@@ -430,7 +387,7 @@ def test_progress_logger_weights_throttles_and_checkpoints(rq_redis):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_retries_from_settings(client, sources, rq_redis, settings):
+def test_retries_from_settings(database, client, sources, rq_redis, settings):
     settings.RENDER_RETRIES = 1
     settings.RENDER_RETRY_INTERVAL = 0
     response = client.post("/api/renders/", small_recipe(), content_type="application/json", **AUTH)

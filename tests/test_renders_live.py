@@ -1,122 +1,23 @@
 """Render jobs across real processes: gunicorn serving the API and the admin, real
-``manage.py rqworker`` processes running MoviePy, a private redis-server, a SQLite file both
-share, a real HTTP client reading the SSE stream, and headless Chromium on the admin page.
+``manage.py rqworker`` processes (no arguments: the README's command) running MoviePy, a
+private redis-server, a database they share (a SQLite file; one test on PostgreSQL), a real
+HTTP client reading the SSE stream, and headless Chromium on the admin page.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import PROJECT, Gunicorn, RedisServer, children
-from tests.render_helpers import TOKEN, ffmpeg_processes, ffprobe, long_recipe, make_sources, small_recipe
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-FINAL = {"complete", "failed", "canceled"}
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    media: Path
-    server: Gunicorn
-    logs: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def submit(self, recipe: dict) -> dict:
-        response = requests.post(f"{self.url}/api/renders/", json=recipe, headers=AUTH, timeout=10)
-        assert response.status_code == 202, response.text
-        return response.json()
-
-    def status(self, task_id: str) -> dict:
-        response = requests.get(f"{self.url}/api/renders/{task_id}", headers=AUTH, timeout=10)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def wait_for(self, task_id: str, condition, timeout: float = 60) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self.status(task_id)
-            if condition(status):
-                return status
-            time.sleep(0.05)
-        raise AssertionError(f"condition not reached: {status}")
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=PROJECT, env={**os.environ, **env}, check=True,
-                   stdout=subprocess.DEVNULL, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("render-stack")
-    media = base / "media"
-    media.mkdir()
-    make_sources(media)
-    redis_server = RedisServer(base)
-    env = {
-        "REDIS_URL": redis_server.url,
-        "DATABASE_URL": f"sqlite:///{base / 'db.sqlite3'}",
-        "MEDIA_ROOT": str(media),
-        "RENDER_API_TOKEN": TOKEN,
-        "RENDER_HEARTBEAT_TIMEOUT": "2",
-        "RENDER_SSE_HEARTBEAT": "0.5",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    manage(env, "migrate", "--noinput")
-    manage({**env, "DJANGO_SUPERUSER_PASSWORD": "staff-pass"}, "createsuperuser", "--noinput",
-           "--username", "staff", "--email", "staff@example.com")
-    server = Gunicorn({**env, "_LOGFILE": str(base / "gunicorn.log")}, workers=1, threads=8)
-    yield Stack(env, media, server, base)
-    server.stop()
-    redis_server.stop()
-
-
-@pytest.fixture
-def start_worker(stack) -> Iterator:
-    """Start real ``manage.py rqworker`` processes (forking work-horses), stopped at the end."""
-    started: list[subprocess.Popen] = []
-
-    def start() -> subprocess.Popen:
-        log = open(stack.logs / f"worker-{time.monotonic_ns()}.log", "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", "renders",
-             "--worker-class", "transforms.renders.job.RenderWorker"],
-            cwd=PROJECT, env={**os.environ, **stack.env}, stdout=log, stderr=log,
-        )
-        log.close()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        descendants = children(process.pid)
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.send_signal(signal.SIGINT)  # the second one means "now", not after the current job
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for pid in descendants:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+from tests.conftest import RedisServer, children, wait_for, wait_until
+from tests.render_helpers import ffmpeg_processes, ffprobe, long_recipe, small_recipe
+from tests.render_stack import AUTH, FINAL, Stack, Workers, build_stack, horse_of, read_events
 
 
 def no_files_under(path: Path) -> bool:
@@ -150,19 +51,6 @@ def test_progress_through_the_api_is_monotonic_and_ends_at_100(stack, start_work
     probe = ffprobe(output)
     assert 9.5 <= float(probe["format"]["duration"]) <= 10.5
     assert no_files_under(stack.media / "renders" / ".work")
-
-
-def read_events(response: requests.Response, until_final: bool = True) -> Iterator[dict]:
-    """Parse an event stream as it arrives: one dict per block (comments under 'comment')."""
-    block: dict[str, list[str]] = {}
-    for raw in response.iter_lines(chunk_size=1, decode_unicode=True):
-        if raw == "":
-            if block:
-                yield block
-            block = {}
-            continue
-        name, _, value = raw.partition(":")
-        block.setdefault(name or "comment", []).append(value.removeprefix(" "))
 
 
 def test_sse_stream_over_gunicorn(stack, start_worker):
@@ -269,57 +157,63 @@ def test_a_worker_killed_mid_render_ends_failed(stack, start_worker):
     assert orphan_ffmpeg_for(task["task_id"]) == []
 
 
-def test_admin_progress_bar_in_chromium(stack, start_worker, page):
-    import json
-
-    start_worker()
-    page.goto(f"{stack.url}/admin/login/?next=/admin/transforms/renderjob/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "staff-pass")
-    page.click("input[type=submit]")
-    page.wait_for_url("**/admin/transforms/renderjob/")
-    page.goto(f"{stack.url}/admin/transforms/renderjob/add/")
-    page.fill("#id_recipe", json.dumps(long_recipe(12)))
-    assert page.is_checked("#id_start_now")
-    page.click("input[name=_save]")
-    page.wait_for_url("**/admin/transforms/renderjob/")
-    bar = "[data-render-progress]"
-    page.wait_for_selector(bar)
-    # The bar moves (a value strictly between 0 and 100 is shown), then reaches complete with a link.
-    page.wait_for_function(
-        "() => { const p = document.querySelector('[data-render-progress] progress');"
-        " return p && p.value > 0 && p.value < 100; }", timeout=60000)
-    page.wait_for_function(
-        "() => document.querySelector('[data-render-progress] .render-status').textContent === 'complete'",
-        timeout=60000)
-    assert page.eval_on_selector(f"{bar} progress", "p => p.value") == 100
-    link = page.locator(f"{bar} .render-output").first
-    assert link.is_visible()
-    href = link.get_attribute("href")
-    video = requests.get(href if href.startswith("http") else stack.url + href, timeout=10)
-    assert video.status_code == 200 and video.content[4:8] == b"ftyp"
-    # The change form shows the same bar and the output link.
-    page.click("table#result_list tbody tr th a")
-    page.wait_for_selector(f"{bar}[data-status=complete]")
-    assert page.locator(".field-output_link a").get_attribute("href").endswith(".mp4")
-
-
 def test_admin_cancel_button_with_polling_fallback(stack, start_worker, page):
-    """Without EventSource the bar polls; the Cancel button on the render's page stops the running render."""
+    """Without EventSource the page polls; its Cancel button stops the running render and the page says so."""
     start_worker()
     task = stack.submit(long_recipe(60))
     page.add_init_script("delete window.EventSource;")
-    page.goto(f"{stack.url}/admin/login/?next=/admin/transforms/renderjob/{task['task_id']}/change/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "staff-pass")
-    page.click("input[type=submit]")
+    stack.log_in(page, f"/admin/transforms/renderjob/{task['task_id']}/change/")
     page.wait_for_function(
         "() => { const p = document.querySelector('[data-render-progress] progress');"
         " return p && p.value > 2 && p.value < 100; }", timeout=60000)
-    assert page.locator("button.render-action-start_renders").count() == 0
-    page.click("button.render-action-cancel_renders")
-    page.wait_for_url("**/admin/transforms/renderjob/")
-    row = f"[data-render-progress][data-status-url$='{task['task_id']}']"
-    page.wait_for_selector(f"{row}[data-status=canceled]", timeout=30000)
+    assert page.locator("button.render-button-start").is_hidden()
+    assert page.locator("button.render-button-retry").is_hidden()
+    page.click("button.render-button-cancel")
+    page.wait_for_url(f"**/admin/transforms/renderjob/{task['task_id']}/change/")
+    page.wait_for_selector("[data-render-heading]:text-is('canceled')", timeout=30000)
+    page.wait_for_selector("button.render-button-retry", state="visible")
+    assert page.locator("button.render-button-cancel").is_hidden()
     done = stack.status(task["task_id"])
     assert done["status"] == "canceled" and "canceled during" in done["error"]
+
+
+# --- on PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg_stack(tmp_path_factory, postgres_server) -> Iterator[Stack]:
+    """The same deployment on the run's PostgreSQL (a database of its own)."""
+    base = tmp_path_factory.mktemp("render-stack-pg")
+    redis_server = RedisServer(base)
+    built = build_stack(base, redis_server, postgres_server.create_database("render_stack"))
+    yield built
+    built.server.stop()
+    redis_server.stop()
+
+
+def test_on_postgresql_a_dead_work_horse_fails_its_render_within_2_s_and_the_worker_goes_on(pg_stack):
+    workers = Workers(pg_stack)
+    try:
+        worker = workers.start()
+        task = pg_stack.submit(long_recipe(120))
+        pg_stack.wait_for(task["task_id"], lambda s: s["status"] == "processing" and s["progress"] > 3)
+        horse = horse_of(worker)
+        assert horse is not None, "the forking worker should run the render in a work horse"
+        os.kill(horse, signal.SIGKILL)
+        failed = wait_for(lambda: (s := pg_stack.status(task["task_id"]))["status"] == "failed" and s,
+                          timeout=2, step=0.02)
+        assert failed["state"] == -1
+        assert "work horse running this render died (killed by SIGKILL)" in failed["error"], failed
+        assert worker.poll() is None, "the worker itself lives on"
+        assert no_files_under(pg_stack.media / "renders" / ".work")
+        assert wait_until(lambda: orphan_ffmpeg_for(task["task_id"]) == [], timeout=10)
+        # The worker's parent wrote that row, then forks the next horse: a clean connection each side.
+        again = pg_stack.submit(small_recipe())
+        done = pg_stack.wait_for(again["task_id"], lambda s: s["status"] in FINAL)
+        assert done["status"] == "complete", done
+        probe = ffprobe(pg_stack.media / "renders" / f"{again['task_id']}.mp4")
+        assert 2.2 <= float(probe["format"]["duration"]) <= 3.0
+        assert pg_stack.row(again["task_id"])["attempts"] == 1
+        assert requests.get(done["videos"][0], timeout=10).content[4:8] == b"ftyp"
+    finally:
+        workers.stop_all()

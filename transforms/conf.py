@@ -45,6 +45,11 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_ENGINE": "pillow",
     # Default output quality (1..100).
     "DEFAULT_QUALITY": 85,
+    # --- image operations (issue 16) ---
+    # Lowest quality max_bytes may go down to before it answers 422.
+    "MIN_QUALITY": 10,
+    # trim=1: how far (0..255, any channel) a pixel may differ from the top-left one and still be border.
+    "TRIM_TOLERANCE": 16,
     # Tool paths. On these machines /usr/local/bin/convert is a stand-in: use /usr/bin/convert.
     "CONVERT": "/usr/bin/convert",
     "DJPEG": "djpeg",

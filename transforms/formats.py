@@ -12,6 +12,12 @@ from __future__ import annotations
 import os
 
 IMAGE_FORMATS = ("jpeg", "png", "webp", "avif", "gif")
+# Image sources read but never written: a result from one is JPEG (PNG when it has alpha) unless asked.
+READ_ONLY_FORMATS = ("tiff", "heic", "jpeg12")
+# How a message names a source format that is not a format parameter's value.
+SOURCE_NAMES = {"tiff": "TIFF", "heic": "HEIC/HEIF", "jpeg12": "12-bit JPEG"}
+# The lossy outputs whose quality max_bytes may lower.
+LOSSY_FORMATS = ("jpeg", "webp", "avif")
 # Outputs only ffmpeg makes, from video and audio sources (gif is also an image format).
 MEDIA_FORMATS = ("mp4", "webm", "mp3", "m4a", "hls")
 AUDIO_FORMATS = ("mp3", "m4a")
@@ -34,6 +40,8 @@ CONTENT_TYPES = {
     "hls": "application/vnd.apple.mpegurl",  # HLS playlists (transforms.hls)
     "vtt": "text/vtt; charset=utf-8",  # storyboard thumbnail tracks (transforms.storyboard)
 }
+# Content types of the image sources that are never outputs (``info=1``).
+SOURCE_CONTENT_TYPES = {**CONTENT_TYPES, "tiff": "image/tiff", "heic": "image/heic", "jpeg12": "image/jpeg"}
 
 # Tried in this order for format=auto; JPEG is what every client takes.
 AUTO_PREFERENCE = ("avif", "webp")
@@ -42,7 +50,7 @@ AUTO_PREFERENCE = ("avif", "webp")
 KEPT_BY_AUTO = ("jpeg", "png", "gif")
 
 EXTENSIONS = {
-    "image": frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"}),
+    "image": frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".tif", ".tiff", ".heic", ".heif"}),
     "video": frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".ogv"}),
     "audio": frozenset({".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".opus"}),
 }
@@ -61,11 +69,18 @@ def negotiate(accept: str) -> str | None:
     return None
 
 
-def image_output_format(asked: str | None, negotiated: str | None, source_format: str) -> str:
-    """The format an image result is written in: as asked, negotiated for auto, else the source's."""
+def image_output_format(asked: str | None, negotiated: str | None, source_format: str, has_alpha: bool = False) -> str:
+    """The format an image result is written in: as asked, negotiated for auto, else the source's.
+
+    A source in a format no engine writes (TIFF, HEIC, 12-bit JPEG) becomes JPEG, or PNG
+    when it has alpha, so that what comes back is something a browser shows.
+    """
+    fallback = "png" if has_alpha else "jpeg"
     if asked == "auto":
-        return negotiated or (source_format if source_format in KEPT_BY_AUTO else "jpeg")
-    return asked or source_format
+        return negotiated or (source_format if source_format in KEPT_BY_AUTO else fallback)
+    if asked:
+        return asked
+    return fallback if source_format in READ_ONLY_FORMATS else source_format
 
 
 def media_kind(name: str) -> str | None:

@@ -26,8 +26,9 @@ from .engines.segments import SegmentJob
 from .engines.sprites import SheetJob
 from .engines.text import TEXT, TextJob
 from .errors import InvalidSpec
-from .formats import CONTENT_TYPES, IMAGE_FORMATS, MEDIA_FORMATS, image_output_format, negotiate
+from .formats import CONTENT_TYPES, IMAGE_FORMATS, LOSSY_FORMATS, MEDIA_FORMATS, image_output_format, negotiate
 from .geometry import plan_for
+from .orientation import compose, shown_size
 from .probe import probe_media
 from .sources import Source, describe
 from .spec import TransformSpec, parse_query
@@ -66,6 +67,8 @@ class Order:
         headers = {"ETag": self.etag, "Cache-Control": conf.CACHE_CONTROL}
         if self.spec.format == "auto":
             headers["Vary"] = "Accept"
+        if self.spec.dpr != 1 and self.spec.has_size:
+            headers["Content-DPR"] = f"{self.spec.dpr:g}"
         return headers
 
     @property
@@ -116,11 +119,24 @@ def order_for_request(request: HttpRequest, source: Source, image: Image.Image |
 
 def order_for(source: Source, spec: TransformSpec, image: Image.Image | None, negotiated: str | None = None) -> Order:
     """The order for ``spec`` on ``source``, refusing what no such source could make."""
+    if spec.info:
+        check_info_spec(spec)
     if image is None:
-        check_media_spec(spec)
+        for image_only in spec.image_parameters():
+            raise InvalidSpec(image_only, "applies to image sources only")
+        if not spec.info:
+            check_media_spec(spec)
         return Order(source, spec, TEXT if makes_text(spec) else get_engine("ffmpeg"), negotiated, None)
     check_image_spec(spec)
     return Order(source, spec, get_engine(spec.engine or conf.DEFAULT_ENGINE), negotiated, image)
+
+
+def check_info_spec(spec: TransformSpec) -> None:
+    """``info=1`` describes the source as it is: any other parameter would describe nothing."""
+    for name, value in vars(spec).items():
+        if name != "info" and value != getattr(TransformSpec(), name):
+            parameter = "size" if name in ("width", "height") else name
+            raise InvalidSpec(parameter, "cannot be combined with info=1 (the metadata is of the source itself)")
 
 
 def check_image_spec(spec: TransformSpec) -> None:
@@ -130,6 +146,12 @@ def check_image_spec(spec: TransformSpec) -> None:
         raise InvalidSpec(
             "format", f"{spec.format} is a video or audio format and this file is an image", ", ".join(IMAGE_FORMATS)
         )
+    if spec.gravity != "center" and spec.fit not in ("cover", "pad"):
+        raise InvalidSpec("gravity", f"applies to fit=cover and fit=pad, not fit={spec.fit}", "fit=cover, fit=pad")
+    if (spec.gravity == "smart" or spec.focus is not None) and spec.fit != "cover":
+        raise InvalidSpec("gravity", f"{spec.gravity} chooses what a crop keeps: it needs fit=cover", "fit=cover")
+    if spec.max_bytes is not None and spec.format not in (None, "auto", *LOSSY_FORMATS):
+        raise InvalidSpec("max_bytes", f"applies to lossy outputs, not {spec.format}", ", ".join(LOSSY_FORMATS))
 
 
 def plan(order: Order) -> Task:
@@ -149,9 +171,15 @@ def image_job(order: Order) -> ImageJob:
     """Check the header against the limits, then the format, geometry and the engine's refusals."""
     info = describe(order.source, order.image)
     spec = order.spec
-    output_format = image_output_format(spec.format, order.negotiated, info.format)
-    geometry = plan_for((info.width, info.height), spec)
-    job = ImageJob(order.source, info, geometry, output_format, spec.effective_quality, spec.bg, opened=order.image)
+    output_format = image_output_format(spec.format, order.negotiated, info.format, info.has_alpha)
+    if spec.max_bytes is not None and output_format not in LOSSY_FORMATS:
+        raise InvalidSpec("max_bytes", f"applies to lossy outputs and this result is {output_format}: "
+                          "add format=jpeg, webp or avif", ", ".join(LOSSY_FORMATS))
+    # The plan is made on the picture as it will be shown: the file's EXIF orientation, then rotate and flip.
+    upright = shown_size((info.width, info.height), compose(1, spec.rotate, spec.flip))
+    geometry = plan_for(upright, spec)
+    job = ImageJob(order.source, info, geometry, output_format, spec.effective_quality, spec.bg,
+                   opened=order.image, spec=spec)
     refused = order.engine.refusal(job)
     if refused is not None:
         raise refused

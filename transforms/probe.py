@@ -36,6 +36,7 @@ class MediaInfo:
     stored_height: int = 0
     rotation: int = 0  # degrees clockwise that ffmpeg turns the picture (0, 90, 180, 270)
     fps: float | None = None
+    streams: tuple[tuple[str, str], ...] = ()  # (codec_type, codec_name) of every stream, for info=1
 
     @property
     def has_video(self) -> bool:
@@ -170,6 +171,7 @@ def describe(report: dict) -> MediaInfo:
         duration=duration,
         video_codec=str(video.get("codec_name", "unknown")) if video else None,
         audio_codec=str(audio.get("codec_name", "unknown")) if audio else None,
+        streams=tuple((str(s.get("codec_type", "unknown")), str(s.get("codec_name", "unknown"))) for s in streams),
     )
     if video is None:
         return info
@@ -191,6 +193,7 @@ def describe(report: dict) -> MediaInfo:
         stored_height=height,
         rotation=rotation,
         fps=rate(video.get("avg_frame_rate")) or rate(video.get("r_frame_rate")),
+        streams=info.streams,
     )
 
 

@@ -21,8 +21,10 @@ from pathlib import Path
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from . import jpeg12
 from .conf import conf
 from .errors import CorruptSource, SourceNotFound, SourceTooLarge, UnsupportedSource
+from .formats import media_kind
 
 # Pillow's own bomb check fires only past 2x this; we check our limit ourselves
 # before decoding, so Pillow only needs to stop the truly absurd (and need not warn
@@ -30,8 +32,21 @@ from .errors import CorruptSource, SourceNotFound, SourceTooLarge, UnsupportedSo
 Image.MAX_IMAGE_PIXELS = 200_000_000
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
-PILLOW_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "AVIF": "avif", "MPO": "jpeg"}
+PILLOW_FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "AVIF": "avif", "MPO": "jpeg",
+                  "TIFF": "tiff", "HEIF": "heic", jpeg12.FORMAT: "jpeg12"}  # fmt: skip
+# Formats Pillow identifies that are not images to serve: they go on to ffprobe (MPEG is video).
+PASSED_TO_FFPROBE = frozenset({"MPEG"})
 TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+
+# Pillow's own plugins first (so an 8-bit JPEG never meets the 12-bit one), then ours.
+Image.preinit()
+jpeg12.register()
+try:  # HEIC/HEIF (phone photos) through libheif; without pillow-heif they are refused by name
+    import pillow_heif
+except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
+    pillow_heif = None
+else:
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 @dataclass(frozen=True)
@@ -110,12 +125,16 @@ def real_path_and_stat(path: str | os.PathLike) -> tuple[str, os.stat_result]:
 
 @dataclass(frozen=True)
 class ImageInfo:
-    format: str  # jpeg, png, webp, gif, avif
+    format: str  # jpeg, png, webp, gif, avif, tiff, heic, jpeg12
     width: int  # after EXIF orientation
     height: int
     orientation: int
     mode: str
     frames: int
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.mode in ("RGBA", "LA", "PA", "La", "RGBa") or self.mode == "P" and self.format in ("png", "gif")
 
     @property
     def pixels(self) -> int:
@@ -144,8 +163,12 @@ def open_image(source: Source) -> Image.Image | None:
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise CorruptSource(f"the image header is damaged: {exc}", path=source.name) from None
     if image.format not in PILLOW_FORMATS:
+        name = image.format
         image.close()
-        return None
+        if name in PASSED_TO_FFPROBE or media_kind(source.name) in ("video", "audio"):
+            return None  # Pillow's guess is weak (TGA has no magic number): a clip's name gets ffprobe
+        raise UnsupportedSource(f"the file is a {name} image, a format this service does not read",
+                                path=source.name, format=name, accepted="JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC")
     return image
 
 
@@ -182,16 +205,22 @@ def describe(source: Source, image: Image.Image) -> ImageInfo:
         raise SourceTooLarge(
             "the source file is larger than the limit", path=source.name, limit_bytes=conf.MAX_SOURCE_BYTES
         )
-    fmt = PILLOW_FORMATS[image.format]
     width, height = image.size
-    if width < 1 or height < 1:
-        raise CorruptSource("the image has no pixels", path=source.name)
     if width * height > conf.MAX_PIXELS:
         raise SourceTooLarge(
             f"the image is {width}x{height}, more pixels than the limit",
             path=source.name,
             limit_pixels=conf.MAX_PIXELS,
         )
+    return header_facts(source, image)
+
+
+def header_facts(source: Source, image: Image.Image) -> ImageInfo:
+    """The header's facts without the limits (``info=1`` reports them for any size): nothing decoded."""
+    fmt = PILLOW_FORMATS[image.format]
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise CorruptSource("the image has no pixels", path=source.name)
     orientation = exif_orientation(image)
     if orientation in TRANSPOSING_ORIENTATIONS:
         width, height = height, width

@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .conf import conf
 from .errors import InvalidSpec
@@ -40,6 +41,18 @@ class TransformSpec:
     duration: float | None = None
     fps: int | None = None  # video outputs: frames per second (None: the source's rate)
     audio: bool = True  # video outputs: False drops the audio track
+    # Image operations (issue 16). They come after the older fields and are left out of the
+    # canonical form at their defaults, so every cache key made before them stays valid.
+    gravity: str = "center"  # a compass point, "smart", or "fp:X,Y" (a focus point, 0..1)
+    dpr: float = 1.0  # device-pixel ratio: multiplies size
+    blur: float | None = None  # Gaussian sigma, in output pixels
+    sharpen: float | None = None  # unsharp-mask sigma, in output pixels
+    rotate: int = 0  # degrees clockwise, after EXIF orientation
+    flip: str | None = None  # "h", "v" or "hv", after rotate
+    crop: Region | None = None  # a region of the (oriented, rotated, flipped) source, before the resize
+    trim: bool = False  # trim uniform borders (TRANSFORMS_TRIM_TOLERANCE)
+    max_bytes: int | None = None  # byte budget of a lossy result
+    info: bool = False  # JSON metadata instead of pixels
     rendition: str | None = None  # format=hls: a rendition's height, or "audio" (transforms.hls)
     segment: str | None = None  # format=hls: a segment's number, or "init"
     storyboard: str | None = None  # scrub previews: the tile box, "WxH", "Wx" or "xH" (transforms.storyboard)
@@ -62,6 +75,11 @@ class TransformSpec:
     def has_size(self) -> bool:
         return self.width is not None or self.height is not None
 
+    def image_parameters(self) -> list[str]:
+        """The image operations given (not size, fit or format): refused for video and audio sources."""
+        defaults = TransformSpec()
+        return [name for name in IMAGE_PARAMETERS if getattr(self, name) != getattr(defaults, name)]
+
     def media_parameters(self) -> list[str]:
         """The parameters given that only mean something for a video or audio source."""
         defaults = TransformSpec()
@@ -70,6 +88,32 @@ class TransformSpec:
     @property
     def effective_quality(self) -> int:
         return self.quality if self.quality is not None else conf.DEFAULT_QUALITY
+
+    @property
+    def focus(self) -> tuple[float, float] | None:
+        """The focus point of ``gravity=fp:X,Y`` as fractions of the source; None for other gravities."""
+        if not self.gravity.startswith("fp:"):
+            return None
+        x, y = self.gravity[3:].split(",")
+        return float(x), float(y)
+
+
+class Region(NamedTuple):
+    """``crop=X,Y,W,H``: a source region in pixels, or in fractions of the source when ``relative``."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    relative: bool
+
+    def __str__(self) -> str:
+        return ",".join(_render(float(value)) for value in self[:4])
+
+    def box(self, source: tuple[int, int]) -> tuple[float, float, float, float]:
+        """(left, top, right, bottom) in source pixels."""
+        scale_x, scale_y = source if self.relative else (1, 1)
+        return (self.x * scale_x, self.y * scale_y, (self.x + self.width) * scale_x, (self.y + self.height) * scale_y)
 
 
 def _render(value: object) -> str:
@@ -113,16 +157,29 @@ def choice(name: str, options: tuple[str, ...], aliases: Mapping[str, str] | Non
     return parse
 
 
-def integer(name: str, low: int, high: int) -> Callable[[str], dict]:
+def bounded(name: str, low: float, high: float, pattern: str, cast: Callable[[str], float], kind: str
+            ) -> Callable[[str], dict]:
+    """A number written as ``pattern`` (a regex), cast, and within ``low..high``."""
+
     def parse(raw: str) -> dict:
-        if not re.fullmatch(r"\d{1,6}", raw):
-            raise InvalidSpec(name, f"{raw!r} is not a whole number", f"{low}..{high}")
-        value = int(raw)
+        accepted = f"{_render(low)}..{_render(high)}"
+        if not re.fullmatch(pattern, raw):
+            raise InvalidSpec(name, f"{raw!r} is not {kind}", accepted)
+        value = cast(raw)
         if not low <= value <= high:
-            raise InvalidSpec(name, f"{value} is out of range", f"{low}..{high}")
+            raise InvalidSpec(name, f"{_render(value)} is out of range", accepted)
         return {name: value}
 
     return parse
+
+
+def integer(name: str, low: int, high: int) -> Callable[[str], dict]:
+    return bounded(name, low, high, rf"\d{{1,{len(str(high))}}}", int, "a whole number")
+
+
+def decimal(name: str, low: float, high: float) -> Callable[[str], dict]:
+    """A number with at most two decimals (dpr, sigmas)."""
+    return bounded(name, float(low), float(high), r"\d{1,3}(?:\.\d{1,2})?", float, "a number")
 
 
 def seconds(name: str, minimum: float = 0.0) -> Callable[[str], dict]:
@@ -208,6 +265,53 @@ def positive_seconds(name: str) -> Callable[[str], dict]:
     return parse
 
 
+COMPASS = ("center", "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest")
+GRAVITY_ALIASES = {"centre": "center", "ce": "center", "no": "north", "so": "south", "ea": "east", "we": "west",
+                   "noea": "northeast", "nowe": "northwest", "soea": "southeast", "sowe": "southwest", "sm": "smart"}
+FRACTION = r"(?:0(?:\.\d{1,6})?|1(?:\.0{1,6})?|\.\d{1,6})"
+
+
+def parse_gravity(raw: str) -> dict:
+    value = GRAVITY_ALIASES.get(raw.lower(), raw.lower())
+    if value in COMPASS or value == "smart":
+        return {"gravity": value}
+    match = re.fullmatch(rf"fp:({FRACTION}),({FRACTION})", value)
+    if not match:
+        raise InvalidSpec("gravity", f"{raw!r} is not a gravity", ", ".join(COMPASS) + ", smart, fp:X,Y (0..1)")
+    x, y = float(match.group(1)), float(match.group(2))
+    return {"gravity": f"fp:{_render(x)},{_render(y)}"}
+
+
+def parse_rotate(raw: str) -> dict:
+    if raw not in ("0", "90", "180", "270"):
+        raise InvalidSpec("rotate", f"{raw!r} is not a right angle", "0, 90, 180, 270 (degrees clockwise)")
+    return {"rotate": int(raw)}
+
+
+def parse_flip(raw: str) -> dict:
+    value = {"vh": "hv"}.get(raw.lower(), raw.lower())
+    if value not in ("h", "v", "hv"):
+        raise InvalidSpec("flip", f"{raw!r} is not a flip", "h (left-right), v (top-bottom), hv (both)")
+    return {"flip": value}
+
+
+def parse_crop(raw: str) -> dict:
+    """``X,Y,W,H``: whole numbers are pixels; numbers up to 1 with a decimal point are fractions."""
+    accepted = "X,Y,W,H in pixels (whole numbers) or fractions of the source (0..1, e.g. 0.25,0,0.5,1)"
+    parts = raw.split(",")
+    if len(parts) != 4 or not all(re.fullmatch(r"\d{1,5}(?:\.\d{1,6})?", part) for part in parts):
+        raise InvalidSpec("crop", f"{raw!r} is not a region", accepted)
+    values = [float(part) for part in parts]
+    relative = any("." in part for part in parts)
+    if relative and max(values) > 1:
+        raise InvalidSpec("crop", "fractions must be 0..1 (pixels are whole numbers)", accepted)
+    if values[2] <= 0 or values[3] <= 0:
+        raise InvalidSpec("crop", "the width and height must be more than zero", accepted)
+    if relative and (values[0] + values[2] > 1 or values[1] + values[3] > 1):
+        raise InvalidSpec("crop", "the region reaches past the source's edge (X+W and Y+H at most 1)", accepted)
+    return {"crop": Region(*values, relative=relative)}
+
+
 PARAMETERS: dict[str, Callable[[str], dict]] = {
     "size": parse_size,
     "fit": choice("fit", FITS),
@@ -221,12 +325,25 @@ PARAMETERS: dict[str, Callable[[str], dict]] = {
     "duration": positive_seconds("duration"),
     "fps": integer("fps", 1, 120),
     "audio": flag("audio"),
+    "gravity": parse_gravity,
+    "dpr": decimal("dpr", 1, 4),
+    "blur": decimal("blur", 0.1, 50),
+    "sharpen": decimal("sharpen", 0.1, 10),
+    "rotate": parse_rotate,
+    "flip": parse_flip,
+    "crop": parse_crop,
+    "trim": flag("trim"),
+    "max_bytes": integer("max_bytes", 256, 50_000_000),
+    "info": flag("info"),
     "rendition": rendition,
     "segment": segment,
     "storyboard": parse_storyboard,
     "interval": parse_interval,
     "sheet": integer("sheet", 0, 9999),
 }
+
+# Fields of TransformSpec that only image sources take (video frames and transcodes do not).
+IMAGE_PARAMETERS = ("gravity", "dpr", "blur", "sharpen", "rotate", "flip", "crop", "trim", "max_bytes")
 
 # Fields of TransformSpec that apply to video and audio sources only.
 MEDIA_PARAMETERS = ("frame", "start", "duration", "fps", "audio",

@@ -32,6 +32,7 @@ from streaming.errors import json_errors
 from .delivery import deliver, head, original_headers, original_response
 from .errors import SourceNotFound
 from .formats import media_kind
+from .metadata import info_response
 from .planning import order_for_request
 from .sources import media_root, opened_image, resolve
 
@@ -74,6 +75,8 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
         order = order_for_request(request, source, image)
         if not_modified(request, order.etag):
             return HttpResponseNotModified(headers=order.headers)
+        if order.spec.info:
+            return info_response(order)
         if request.method == "HEAD":
             return head(request, order)
         return deliver(request, order)

@@ -23,8 +23,11 @@ from PIL import Image
 from streaming.pipeline import Pipeline
 
 from ..errors import InvalidSpec
+from ..formats import SOURCE_NAMES
 from ..geometry import Plan
+from ..orientation import compose
 from ..sources import ImageInfo, Source
+from ..spec import TransformSpec
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,21 @@ class ImageJob:
     # The source as the view opened it to probe (header parsed, nothing decoded); an
     # in-process engine decodes from it rather than opening and parsing the file again.
     opened: Image.Image | None = None
+    # What was asked: the operations beyond the plan (blur, sharpen, max_bytes), and the
+    # spec an engine plans again with once trim=1 has found the content.
+    spec: TransformSpec = TransformSpec()
+
+    @property
+    def orientation(self) -> int:
+        """The one orientation (1-8) that turns the stored pixels into the plan's source: EXIF, rotate, flip."""
+        return compose(self.info.orientation, self.spec.rotate, self.spec.flip)
+
+    @property
+    def operations(self) -> list[str]:
+        """The operations asked for that not every engine carries out (see ``Engine.operations``)."""
+        asked = {"blur": self.spec.blur is not None, "sharpen": self.spec.sharpen is not None,
+                 "trim": self.plan.trim, "gravity=smart": self.plan.smart, "max_bytes": self.spec.max_bytes is not None}
+        return [name for name, given in asked.items() if given]
 
     @property
     def background_rgb(self) -> tuple[int, int, int]:
@@ -50,6 +68,8 @@ class Engine(ABC):
     output_formats: frozenset[str] = frozenset()
     # Work slots one job of this engine takes (see streaming.limits).
     weight: int = 1
+    # Of ``ImageJob.operations``, those this engine carries out (geometry, rotate and flip all do).
+    operations: frozenset[str] = frozenset()
 
     def weight_of(self, job: object) -> int:
         """Work slots ``job`` takes: ``weight`` unless the engine's jobs differ in cost."""
@@ -78,9 +98,12 @@ class Engine(ABC):
         a cache lock or a work slot; ``commands()`` and ``render()`` may assume it is None.
         """
         if job.info.format not in self.input_formats:
-            return self.refuse(f"it does not read {job.info.format}")
+            return self.refuse(f"it does not read {SOURCE_NAMES.get(job.info.format, job.info.format)}")
         if job.format not in self.output_formats:
             return self.refuse(f"it does not write {job.format}")
+        for operation in job.operations:
+            if operation not in self.operations:
+                return self.refuse(f"it does not do {operation}")
         return None
 
     def refuse(self, reason: str) -> InvalidSpec:

@@ -32,6 +32,7 @@ import os
 
 from ..conf import conf
 from ..errors import InvalidSpec
+from ..orientation import shown_size
 from .base import CommandEngine, ImageJob
 
 REVISION = 1
@@ -76,19 +77,17 @@ class CjpegEngine(CommandEngine):
         return refused
 
     def commands(self, job: ImageJob) -> list[list[str]]:
-        info, plan = job.info, job.plan
+        plan = job.plan
         eighths = decode_eighths(job)
         stages = [[conf.DJPEG, "-strict", "-scale", f"{eighths}/8"]]
 
-        flip = ORIENTATION_FLIPS.get(info.orientation)
+        flip = ORIENTATION_FLIPS.get(job.orientation)
         if flip:
             stages.append([netpbm("pamflip"), *flip])
 
-        # Size of the decoded, upright image: libjpeg rounds each side up.
-        stored = (info.height, info.width) if info.orientation in (5, 6, 7, 8) else (info.width, info.height)
-        decoded = (math.ceil(stored[0] * eighths / 8), math.ceil(stored[1] * eighths / 8))
-        if info.orientation in (5, 6, 7, 8):
-            decoded = (decoded[1], decoded[0])
+        # Size of the decoded image as shown (oriented, rotated, flipped): libjpeg rounds each side up.
+        stored = shown_size(plan.source, job.orientation)
+        decoded = shown_size((math.ceil(stored[0] * eighths / 8), math.ceil(stored[1] * eighths / 8)), job.orientation)
 
         kept = decoded
         if plan.crop is not None:
@@ -105,8 +104,8 @@ class CjpegEngine(CommandEngine):
 
         if plan.canvas is not None:
             stages.append([
-                netpbm("pnmpad"), PAD_COLOURS[job.background],
-                "-width", str(plan.canvas[0]), "-height", str(plan.canvas[1]), "-halign", "0.5", "-valign", "0.5",
+                netpbm("pnmpad"), PAD_COLOURS[job.background], "-width", str(plan.canvas[0]),
+                "-height", str(plan.canvas[1]), "-halign", f"{plan.align[0]:g}", "-valign", f"{plan.align[1]:g}",
             ])
         stages.append([conf.CJPEG, "-quality", str(job.quality)])
         return stages

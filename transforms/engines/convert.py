@@ -42,6 +42,8 @@ from pathlib import Path
 from streaming.pipeline import Pipeline
 
 from ..conf import conf
+from ..geometry import ALIGNMENTS
+from ..orientation import shown_size
 from .base import CommandEngine, ImageJob, tool_version
 
 REVISION = 1
@@ -53,6 +55,8 @@ INPUT_CODERS = {"jpeg": "jpeg:{path}", "png": "png:{path}", "webp": "webp:{path}
 OUTPUT_CODERS = {"jpeg": "jpeg", "png": "png", "webp": "webp", "gif": "gif"}
 # Modes whose embedded ICC profile is converted to sRGB (a grey profile cannot take an RGB one).
 COLOUR_MODES = frozenset({"RGB", "RGBA", "CMYK", "P", "PA", "YCbCr"})
+# Where fit=pad puts the picture on its canvas, as ImageMagick names it (``center``, ``northeast``...).
+PAD_GRAVITIES = {align: name for name, align in ALIGNMENTS.items()}
 # Formats without (full) alpha: transparency is flattened onto ``bg``, as the Pillow engine does.
 FLATTENED_OUTPUTS = frozenset({"jpeg", "gif"})
 
@@ -62,6 +66,7 @@ class ConvertEngine(CommandEngine):
     input_formats = frozenset(INPUT_CODERS)
     output_formats = frozenset(OUTPUT_CODERS)
     fatal_stderr = re.compile(r"@ warning/jpeg\.c/")
+    operations = frozenset({"blur", "sharpen"})
 
     def tools(self) -> list[str]:
         return [conf.CONVERT]
@@ -94,12 +99,12 @@ class ConvertEngine(CommandEngine):
         argv = [conf.CONVERT]
         if info.format == "jpeg" and plan.scale < 1:
             argv += ["-define", f"jpeg:size={jpeg_size_hint(job)}"]
-        argv += [INPUT_CODERS[info.format].format(path="/dev/stdin"), "-auto-orient"]
+        argv += [INPUT_CODERS[info.format].format(path="/dev/stdin"), "-auto-orient", *turns(job)]
         if info.mode == "CMYK":
             argv += ["-colorspace", "sRGB"]
         if info.mode in COLOUR_MODES:
             argv += ["-profile", str(SRGB_PROFILE)]
-        argv += geometry(job)
+        argv += geometry(job) + filters(job)
         if job.format in FLATTENED_OUTPUTS:
             argv += ["-background", f"#{job.background}", "-alpha", "remove", "-alpha", "off"]
         argv += ["-strip", "-depth", "8"]
@@ -117,11 +122,9 @@ def jpeg_size_hint(job: ImageJob) -> str:
     It is the whole source scaled as the plan scales it (the crop comes later);
     libjpeg then picks the largest DCT reduction that still gives that many pixels.
     """
-    info = job.info
+    source = job.plan.source
     scale_x, scale_y = axis_scales(job)
-    width, height = math.ceil(info.width * scale_x), math.ceil(info.height * scale_y)
-    if info.orientation in (5, 6, 7, 8):
-        width, height = height, width
+    width, height = shown_size((math.ceil(source[0] * scale_x), math.ceil(source[1] * scale_y)), job.orientation)
     return f"{width}x{height}"
 
 
@@ -133,11 +136,11 @@ def axis_scales(job: ImageJob) -> tuple[float, float]:
 
 def geometry(job: ImageJob) -> list[str]:
     """Resize (and crop, and pad) as the plan says, scaling its crop box to the resized image."""
-    info, plan = job.info, job.plan
+    plan = job.plan
     args: list[str] = []
     if plan.crop is not None:
         scale_x, scale_y = axis_scales(job)
-        exact = (info.width * scale_x, info.height * scale_y)
+        exact = (plan.source[0] * scale_x, plan.source[1] * scale_y)
         scaled = (max(1, round(exact[0])), max(1, round(exact[1])))
         out_w, out_h = plan.resize
         box = plan.crop_in(*exact)
@@ -148,7 +151,21 @@ def geometry(job: ImageJob) -> list[str]:
         args += ["-thumbnail", f"{plan.resize[0]}x{plan.resize[1]}!"]
     if plan.canvas is not None:
         args += [
-            "-background", f"#{job.background}", "-gravity", "center",
+            "-background", f"#{job.background}", "-gravity", PAD_GRAVITIES[plan.align],
             "-extent", f"{plan.canvas[0]}x{plan.canvas[1]}", "+gravity",
         ]
     return args
+
+
+def turns(job: ImageJob) -> list[str]:
+    """rotate= and flip=, after ``-auto-orient`` has applied the file's own orientation."""
+    args = ["-rotate", str(job.spec.rotate)] if job.spec.rotate else []
+    flip = job.spec.flip or ""
+    args += ["-flop"] if "h" in flip else []
+    return args + (["-flip"] if "v" in flip else [])
+
+
+def filters(job: ImageJob) -> list[str]:
+    """blur= and sharpen= (Gaussian sigma in output pixels; ImageMagick picks the radius)."""
+    args = ["-blur", f"0x{job.spec.blur:g}"] if job.spec.blur is not None else []
+    return args + (["-sharpen", f"0x{job.spec.sharpen:g}"] if job.spec.sharpen is not None else [])

@@ -17,13 +17,20 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import PIL
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageFilter
 
-from ..errors import CorruptSource
+from ..conf import conf
+from ..content import smart_plan, trimmed_region
+from ..errors import CorruptSource, NotApplicable
 from ..formats import IMAGE_FORMATS
+from ..geometry import Plan, plan_for
+from ..orientation import shown_size
 from .base import Engine, ImageJob
 
 REVISION = 1
+SHARPEN_PERCENT = 120
+# Encodes max_bytes may try after the first two (the asked quality and TRANSFORMS_MIN_QUALITY).
+MAX_BYTES_STEPS = 4
 
 ORIENTATION_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -47,8 +54,9 @@ Image.core.set_blocks_max(max(Image.core.get_blocks_max(), BLOCKS_KEPT))
 
 class PillowEngine(Engine):
     name = "pillow"
-    input_formats = frozenset({"jpeg", "png", "webp", "gif", "avif"})
+    input_formats = frozenset({"jpeg", "png", "webp", "gif", "avif", "tiff", "heic", "jpeg12"})
     output_formats = frozenset(IMAGE_FORMATS)
+    operations = frozenset({"blur", "sharpen", "trim", "gravity=smart", "max_bytes"})
 
     def check(self) -> str | None:
         return None
@@ -69,29 +77,43 @@ class PillowEngine(Engine):
 
 
 def transform(image: Image.Image, job: ImageJob) -> Image.Image:
-    """Decode at the smallest useful scale, orient, normalise the mode, crop+resize, pad."""
+    """Decode at the smallest useful scale, orient, normalise the mode, trim, crop+resize, filter, pad."""
     plan = job.plan
-    if image.format == "JPEG" and plan.scale < 1:
-        wanted = (math.ceil(job.info.width * plan.scale), math.ceil(job.info.height * plan.scale))
-        if job.info.orientation in (5, 6, 7, 8):
-            wanted = wanted[::-1]
-        image.draft(image.mode, wanted)
+    if image.format == "JPEG" and plan.scale < 1 and not plan.trim:  # trim may keep less: decode it all
+        wanted = (math.ceil(plan.source[0] * plan.scale), math.ceil(plan.source[1] * plan.scale))
+        image.draft(image.mode, shown_size(wanted, job.orientation))
     image.load()
-    transpose = ORIENTATION_TRANSPOSE.get(job.info.orientation)
+    transpose = ORIENTATION_TRANSPOSE.get(job.orientation)
     if transpose is not None:
         image = image.transpose(transpose)
     image = to_srgb(image)
+    plan = settled(image, job)
 
     if plan.crop is not None or image.size != plan.resize:
         box = plan.crop_in(image.width, image.height)
         image = image.resize(plan.resize, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    if job.spec.blur is not None:
+        image = image.filter(ImageFilter.GaussianBlur(job.spec.blur))
+    if job.spec.sharpen is not None:
+        image = image.filter(ImageFilter.UnsharpMask(radius=job.spec.sharpen, percent=SHARPEN_PERCENT, threshold=0))
 
     if plan.canvas is not None:
         canvas = Image.new(image.mode, plan.canvas, background(job, image.mode))
-        offset = ((plan.canvas[0] - image.width) // 2, (plan.canvas[1] - image.height) // 2)
-        canvas.paste(image, offset)
+        canvas.paste(image, plan.offset)
         image = canvas
     return image
+
+
+def settled(image: Image.Image, job: ImageJob) -> Plan:
+    """The plan once the pixels are known: re-planned on the trimmed content, the crop moved by gravity=smart."""
+    plan = job.plan
+    if plan.trim:
+        region = trimmed_region(image, plan, int(conf.TRIM_TOLERANCE))
+        if region is not None:
+            plan = plan_for(plan.source, job.spec, region=region)
+    if plan.smart:
+        plan = smart_plan(image, plan)
+    return plan
 
 
 def to_srgb(image: Image.Image) -> Image.Image:
@@ -156,8 +178,32 @@ def flatten(image: Image.Image, job: ImageJob) -> Image.Image:
 
 
 def encode(image: Image.Image, job: ImageJob) -> bytes:
+    """The encoded result; with max_bytes, at the highest quality (in a few bisection steps) that fits."""
+    data = encoded(image, job, job.quality)
+    budget = job.spec.max_bytes
+    if budget is None or len(data) <= budget:
+        return data
+    low, high = int(conf.MIN_QUALITY), job.quality - 1
+    best = encoded(image, job, low) if low <= high else data
+    if len(best) > budget:
+        raise NotApplicable(
+            "max_bytes", f"even at quality {low} the result is {len(best)} bytes, over the {budget} byte budget",
+            accepted="a larger max_bytes, or a smaller size", smallest_bytes=len(best),
+        )
+    for _ in range(MAX_BYTES_STEPS):
+        if high - low <= 1:
+            break
+        middle = (low + high) // 2
+        attempt = encoded(image, job, middle)
+        if len(attempt) <= budget:
+            best, low = attempt, middle
+        else:
+            high = middle
+    return best
+
+
+def encoded(image: Image.Image, job: ImageJob, quality: int) -> bytes:
     out = io.BytesIO()
-    quality = job.quality
     if job.format == "jpeg":
         flatten(image, job).save(out, "JPEG", quality=quality)
     elif job.format == "png":

@@ -19,3 +19,15 @@ def check_render_font(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
                                hint="install fonts-dejavu-core or point RENDER_FONT at a .ttf file",
                                id="transforms.W020")]
     return []
+
+
+@checks.register()
+def check_render_queue(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A bare ``manage.py rqworker`` listens on "default": with another queue, renders would wait unseen."""
+    if conf.QUEUE != "default":
+        return [checks.Warning(f"RENDER_QUEUE is {conf.QUEUE!r}: a bare `manage.py rqworker` listens on 'default' "
+                               "and will not take renders",
+                               hint=f"start render workers with `manage.py rqworker {conf.QUEUE}`, or leave "
+                                    "RENDER_QUEUE unset",
+                               id="transforms.W021")]
+    return []

@@ -14,8 +14,9 @@ from typing import Any
 from streaming.conf import AppSettings
 
 DEFAULTS: dict[str, Any] = {
-    # The rq queue renders go to; RQ_QUEUES gives it the URL of REDIS_URL.
-    "QUEUE": "renders",
+    # The rq queue renders go to; RQ_QUEUES gives it the URL of REDIS_URL. "default" is the queue
+    # a bare `manage.py rqworker` listens on; with another name, workers must be started with it.
+    "QUEUE": "default",
     # Seconds a render may run before rq stops it.
     "JOB_TIMEOUT": 1800,
     # How often a failed render is tried again, and the seconds between tries (a worker
@@ -24,6 +25,11 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_INTERVAL": 30,
     # A render whose worker has not said it is alive for this many seconds is abandoned (failed).
     "HEARTBEAT_TIMEOUT": 15,
+    # Seconds between two looks of each worker for renders the queue lost (also once at start).
+    "SWEEP_INTERVAL": 30,
+    # Longest wait, in seconds, between two tries to reach Redis while it is away: workers and
+    # their renders wait through an outage (0.5 s, 1 s, 2 s... up to this) instead of failing.
+    "REDIS_RETRY_MAX": 5.0,
     # Seconds between comment lines on an idle event stream (keeps proxies from cutting it).
     "SSE_HEARTBEAT": 15.0,
     # Shortest gap, in seconds, between two progress writes to the cache.

@@ -67,3 +67,10 @@ class QueueUnavailable(Unavailable, code="queue_unavailable"):
 
     def __init__(self, problem: object) -> None:
         super().__init__(f"the render queue (Redis) is unreachable: {problem}", retry_after=5)
+
+
+class UnknownMediaKind(HttpError, status=400, code="invalid_parameter"):
+    """The media picker was asked for a kind of file it does not list."""
+
+    def __init__(self, kind: str, kinds: tuple[str, ...]) -> None:
+        super().__init__(f"kind must be one of {', '.join(kinds)}", parameter="kind", value=kind[:40])

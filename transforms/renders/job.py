@@ -1,4 +1,4 @@
-"""The rq job that runs a render in the worker, rq's callbacks for it, and the worker class.
+"""The rq job that runs a render in the worker, and rq's callbacks for it.
 
 ``run_render`` claims the row (queued -> processing, only for the rq job the row names),
 keeps a heartbeat key alive from a thread, renders in a working directory of its own under
@@ -8,7 +8,8 @@ the live snapshot and stops the write when the cancel flag is set (``progress.py
 
 rq calls ``on_render_failure`` for a job that died outside ``run_render``'s own handling
 (a hard timeout, or ``AbandonedJobError`` from its maintenance once a worker vanished)
-and ``on_render_stopped`` after its stop command; both end the attempt the same way.
+and ``on_render_stopped`` after its stop command; the worker (``worker.py``) calls
+``on_horse_death`` when the process running a render dies. All end the attempt the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.core.cache import cache
 from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
-from rq import Worker, get_current_job
+from rq import get_current_job
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
@@ -62,12 +63,21 @@ class Heartbeat(threading.Thread):
         self.render_id = render_id
         self.timeout = max(1, conf.HEARTBEAT_TIMEOUT)
         self.stopped = threading.Event()
+        self.failing = False
 
     def beat(self) -> None:
+        """Write the key; while Redis is away, say so once and keep trying at the same pace."""
         try:
             cache.set(heartbeat_key(self.render_id), timezone.now().isoformat(), timeout=self.timeout)
-        except REDIS_ERRORS:
-            logger.warning("render %s: heartbeat not written (Redis unreachable)", self.render_id)
+        except REDIS_ERRORS as exc:
+            if not self.failing:
+                logger.warning("render %s: heartbeat not written, Redis unreachable (%s); retrying",
+                               self.render_id, exc)
+            self.failing = True
+            return
+        if self.failing:
+            logger.info("render %s: heartbeat written again", self.render_id)
+        self.failing = False
 
     def run(self) -> None:
         while not self.stopped.wait(self.timeout / 3):
@@ -181,6 +191,26 @@ def on_render_failure(job: Job, connection: Any, exc_type: type, exc_value: Base
         remove_partial_files(render_id)
 
 
+def on_horse_death(job: Job, how: str) -> RenderJob | None:
+    """The worker saw the work horse running ``job`` die (``how``: killed by a signal, exit status).
+
+    Called by the worker's parent process the moment ``wait4`` returns, Redis or not, so the
+    render is failed (or back in the queue when rq will retry) at once instead of after the
+    heartbeat timeout.
+    """
+    render_id = _render_id_of(job)
+    if render_id is None:
+        return None
+    close_old_connections()
+    row = RenderJob.objects.filter(pk=render_id).values("stage", "progress").first() or {}
+    reason = (f"the work horse running this render died ({how}) during {row.get('stage') or 'the render'}"
+              f" at {row.get('progress', 0.0):g}%")
+    ended = _fail_attempt(render_id, job.id, reason, retry=bool(job.retries_left))
+    if ended is not None:
+        remove_partial_files(render_id)
+    return ended
+
+
 def on_render_stopped(job: Job, connection: Any) -> None:
     """rq callback: the job was stopped with rq's stop command (e.g. from the django-rq dashboard)."""
     render_id = _render_id_of(job)
@@ -191,11 +221,3 @@ def on_render_stopped(job: Job, connection: Any) -> None:
                          error="stopped by rq's stop command", finished_at=timezone.now())
     if changed is not None:
         remove_partial_files(render_id)
-
-
-class RenderWorker(Worker):
-    """An rq worker that imports MoviePy once, before it forks, so a job starts rendering at once."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        from . import movie  # noqa: F401

@@ -10,36 +10,27 @@ is then published), so these can race with the worker (``job.py``) safely.
   that its progress logger reads a few times a second (the write loop raises, MoviePy
   closes its ffmpeg, the job ends "canceled"). This works the same in forking and
   in-process workers, and lets the job clean up after itself.
-- ``refresh`` runs whenever the API or the admin reads a render: "processing" without a
-  heartbeat for ``RENDER_HEARTBEAT_TIMEOUT`` seconds means the worker was killed (kill -9,
-  OOM, a lost machine), so the render is marked failed and its partial files removed.
-  rq's own maintenance reaches the same end later through ``job.on_render_failure``
-  (``AbandonedJobError``), for renders nobody looks at.
+- ``refresh`` runs whenever the API or the admin reads a render: a render whose worker or rq
+  job is gone is failed or queued again (``recovery.settle``: a silent heartbeat, a job lost
+  from Redis). Workers sweep the renders nobody reads the same way (``recovery.sweep``).
 - ``live_status`` is what a reader sees: the row, with the live snapshot laid over it.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
 from django.utils import timezone
-from rq import Callback, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from . import job, progress
+from . import progress, recovery
 from .conf import conf
 from .errors import REDIS_ERRORS, QueueUnavailable, RenderConflict
 from .models import RenderJob, RenderStatus
-from .redis_queue import redis_connection, render_queue
+from .redis_queue import enqueue_render, new_job_id, redis_connection
 from .transitions import publish_row, row_fields, transition
-
-# How long rq keeps a finished job's result, and a failed job for inspection (seconds).
-RESULT_TTL = 24 * 3600
-FAILURE_TTL = 7 * 24 * 3600
 
 
 def start(render: RenderJob) -> RenderJob:
@@ -47,27 +38,15 @@ def start(render: RenderJob) -> RenderJob:
     if render.status in (RenderStatus.QUEUED, RenderStatus.PROCESSING) and render.started:
         raise RenderConflict(f"the render is already {render.status}")
     previous = render.rq_job_id
-    job_id = f"render-{render.pk}-{uuid.uuid4().hex[:8]}"
+    job_id = new_job_id(render.pk)
     claimed = RenderJob.objects.filter(pk=render.pk, rq_job_id=previous).update(
         status=RenderStatus.QUEUED, rq_job_id=job_id, progress=0.0, stage="queued", error="", output="",
         queued_at=timezone.now(), started_at=None, finished_at=None,
     )
     if not claimed:
         raise RenderConflict("the render was started by someone else")
-    retries = conf.RETRIES
     try:
-        render_queue().enqueue(
-            job.run_render,
-            str(render.pk),
-            job_id=job_id,
-            job_timeout=conf.JOB_TIMEOUT,
-            result_ttl=RESULT_TTL,
-            failure_ttl=FAILURE_TTL,
-            retry=Retry(max=retries, interval=conf.RETRY_INTERVAL) if retries > 0 else None,
-            on_failure=Callback(job.on_render_failure),
-            on_stopped=Callback(job.on_render_stopped),
-            description=f"render {render.pk}",
-        )
+        enqueue_render(render.pk, job_id)
     except REDIS_ERRORS as exc:
         RenderJob.objects.filter(pk=render.pk, rq_job_id=job_id).update(
             status=RenderStatus.QUEUED, rq_job_id="", stage="", queued_at=None
@@ -82,49 +61,14 @@ def refresh(render: RenderJob) -> RenderJob:
     """Settle a render whose worker or queue entry is gone; leave it alone when Redis is down."""
     if render.is_final or not render.started:
         return render
-    timeout = timedelta(seconds=conf.HEARTBEAT_TIMEOUT)
-    now = timezone.now()
     try:
-        if render.status == RenderStatus.PROCESSING:
-            settled = _settle_silent_worker(render, now, timeout)
-        else:
-            settled = _settle_lost_job(render, now, timeout)
+        settled = recovery.settle(render)
     except REDIS_ERRORS:
         return render
     if settled is not None:
         return settled
     render.refresh_from_db()
     return render
-
-
-def _settle_silent_worker(render: RenderJob, now: datetime, timeout: timedelta) -> RenderJob | None:
-    """Fail a running render whose heartbeat stopped: its worker was killed or lost."""
-    if not render.started_at or now - render.started_at <= timeout:
-        return None
-    if cache.get(progress.heartbeat_key(render.pk)) is not None:
-        return None
-    failed = transition(
-        render.pk, {"rq_job_id": render.rq_job_id, "status": RenderStatus.PROCESSING},
-        status=RenderStatus.FAILED, finished_at=now,
-        error=(f"abandoned: the worker stopped reporting during {render.stage or 'the render'} "
-               f"at {render.progress:g}% (killed or lost); no heartbeat for {timeout.seconds} s"),
-    )
-    if failed is not None:
-        job.remove_partial_files(render.pk)
-    return failed
-
-
-def _settle_lost_job(render: RenderJob, now: datetime, timeout: timedelta) -> RenderJob | None:
-    """Fail a queued render whose rq job is gone from Redis (flushed or restarted without data)."""
-    if not render.queued_at or now - render.queued_at <= timeout:
-        return None
-    if Job.exists(render.rq_job_id, connection=redis_connection()):
-        return None
-    return transition(
-        render.pk, {"rq_job_id": render.rq_job_id, "status": RenderStatus.QUEUED},
-        status=RenderStatus.FAILED, finished_at=now,
-        error="lost from the queue (Redis was flushed or restarted); use Retry",
-    )
 
 
 def cancel(render: RenderJob) -> RenderJob:

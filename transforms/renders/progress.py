@@ -16,6 +16,11 @@ percent, stage, frames/s, ETA) at most every ``RENDER_PROGRESS_INTERVAL`` second
 reads the job's cancel flag at the same moments: raising from a proglog callback is how a
 MoviePy write is aborted. Each crossing of a tenth is handed to ``on_checkpoint`` so the
 database row gets a copy without a write per frame.
+
+Redis going away never fails a render: a progress write or cancel read that fails is
+dropped, and the logger leaves Redis alone for a while (0.5 s, doubling up to
+``RENDER_REDIS_RETRY_MAX``) so a Redis that hangs does not slow the encode; the next write
+after that carries the newest state. The tenths still reach the row, which needs no Redis.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ AUDIO_WEIGHT = 0.1
 RUNNING_CEILING = 99.0
 # How long a snapshot outlives the render in the cache (seconds).
 SNAPSHOT_TTL = 24 * 3600
+# After a failed progress write, seconds before the logger tries Redis again (then doubled).
+REDIS_FIRST_WAIT = 0.5
 # What the logger knows better than the row while a render runs.
 LIVE_FIELDS = ("progress", "stage", "fps", "eta_seconds")
 
@@ -80,8 +87,8 @@ def publish(render_id: object, fields: dict[str, Any]) -> int:
 
     The id is the current millisecond, or one more than the snapshot it replaces when that
     is later (several writes in one millisecond, or a writer whose clock is behind).
-    Redis errors reach the caller: the logger lets them fail the render, a transition
-    shrugs them off (the row already holds the change).
+    Redis errors reach the caller: the logger drops the write and tries again later, a
+    transition shrugs them off (the row already holds the change).
     """
     previous = read_snapshot(render_id) or {}
     seq = max(int(previous.get("seq", 0)) + 1, int(time.time() * 1000))
@@ -140,6 +147,9 @@ class RenderProgress(ProgressBarLogger):
         self._video_started: float | None = None
         self._last_write = float("-inf")
         self._last_tenth = 0
+        self.dropped = 0
+        self._redis_back_at = float("-inf")
+        self._redis_wait = REDIS_FIRST_WAIT
 
     def set_plan(self, plan: Any) -> None:
         """Called once the timeline is composed: whether an audio pass will come first."""
@@ -183,14 +193,25 @@ class RenderProgress(ProgressBarLogger):
             self.eta_seconds = round(max(0.0, (self._totals["frame_index"] - done) / self.fps), 1)
         elif self.percent > 0:
             self.eta_seconds = round(elapsed * (100 - self.percent) / self.percent, 1)
-        self.seq = publish(self.render_id, self.fields())
-        self.writes += 1
         tenth = int(self.percent // 10)
         if tenth > self._last_tenth:
             self._last_tenth = tenth
             if self.on_checkpoint is not None:
                 self.on_checkpoint(self.percent, self.stage)
-        if cache.get(cancel_key(self.render_id)):
+        if now < self._redis_back_at:
+            self.dropped += 1
+            return
+        try:
+            self.seq = publish(self.render_id, self.fields())
+            canceled = cache.get(cancel_key(self.render_id))
+        except REDIS_ERRORS:
+            self.dropped += 1
+            self._redis_back_at = now + self._redis_wait
+            self._redis_wait = min(self._redis_wait * 2, float(conf.REDIS_RETRY_MAX))
+            return
+        self._redis_wait = REDIS_FIRST_WAIT
+        self.writes += 1
+        if canceled:
             raise RenderCanceled(f"canceled during {self.stage} at {self.percent:g}%")
 
     def fields(self) -> dict[str, Any]:

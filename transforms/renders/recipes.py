@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from ..errors import TransformError
+from ..probe import probe_media
 from ..sources import probe_image, resolve
 from .conf import conf
 from .errors import InvalidRecipe
@@ -33,6 +34,16 @@ CLIP_KEYS = {
     "title": {"title", "duration", "font_size", "color", "background"},
 }
 AUDIO_KEYS = {"source", "volume", "loop", "start"}
+# What an absent key means: the validator fills these in, the admin's editor starts from them.
+RECIPE_DEFAULTS = {"size": [1280, 720], "fps": 24, "format": "mp4", "crossfade": 0.0}
+CLIP_DEFAULTS: dict[str, dict[str, Any]] = {
+    "video": {"start": 0.0, "end": None},
+    "image": {"duration": 3.0, "zoom": 1.0},
+    "title": {"duration": 2.0, "font_size": 48, "color": "#ffffff", "background": "#000000"},
+}
+AUDIO_DEFAULTS = {"volume": 1.0, "loop": True, "start": 0.0}
+# An end this close past a clip's probed length is the same frame (containers round durations).
+END_TOLERANCE = 0.05
 COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
 MAX_ZOOM = 4.0
 MAX_VOLUME = 4.0
@@ -68,18 +79,24 @@ class _Checker:
             return None
         return int(value) if integer else float(value)
 
-    def source(self, field: str, value: Any, image: bool = False) -> str | None:
+    def source(self, field: str, value: Any, kind: str) -> tuple[str | None, float | None]:
+        """The path if it names a readable ``kind`` file inside MEDIA_ROOT, and its length in seconds."""
         if not isinstance(value, str) or not value:
             self.add(field, "must be a path relative to MEDIA_ROOT")
-            return None
+            return None, None
         try:
             found = resolve(value)
-            if image:
+            if kind == "image":
                 probe_image(found)
+                return value, None
+            info = probe_media(found)
         except TransformError as exc:
             self.add(field, f"{value}: {exc.message}")
-            return None
-        return value
+            return None, None
+        if not (info.has_video if kind == "video" else info.has_audio):
+            self.add(field, f"{value}: the file has no {kind} stream")
+            return None, None
+        return value, info.duration
 
     def colour(self, field: str, value: Any) -> str | None:
         match = COLOUR.match(value) if isinstance(value, str) else None
@@ -98,7 +115,7 @@ def validate_recipe(data: Any) -> dict[str, Any]:
     recipe: dict[str, Any] = {}
     max_dimension = conf.MAX_DIMENSION
 
-    size = data.get("size", [1280, 720])
+    size = data.get("size", RECIPE_DEFAULTS["size"])
     if not (isinstance(size, list) and len(size) == 2):
         check.add("size", "must be [width, height]")
     else:
@@ -108,12 +125,12 @@ def validate_recipe(data: Any) -> dict[str, Any]:
             if width % 2 or height % 2:
                 check.add("size", "width and height must be even (H.264 and VP9 use 4:2:0 chroma)")
             recipe["size"] = [width, height]
-    recipe["fps"] = check.number("fps", data.get("fps", 24), 1, conf.MAX_FPS, integer=True)
-    fmt = data.get("format", "mp4")
+    recipe["fps"] = check.number("fps", data.get("fps", RECIPE_DEFAULTS["fps"]), 1, conf.MAX_FPS, integer=True)
+    fmt = data.get("format", RECIPE_DEFAULTS["format"])
     if fmt not in FORMATS:
         check.add("format", f"must be one of {', '.join(FORMATS)}")
     recipe["format"] = fmt
-    crossfade = check.number("crossfade", data.get("crossfade", 0), 0, 10)
+    crossfade = check.number("crossfade", data.get("crossfade", RECIPE_DEFAULTS["crossfade"]), 0, 10)
     recipe["crossfade"] = crossfade or 0.0
 
     clips = data.get("clips")
@@ -145,7 +162,7 @@ def validate_recipe(data: Any) -> dict[str, Any]:
 
 
 def _clip(check: _Checker, where: str, clip: Any) -> tuple[dict[str, Any], float | None]:
-    """One clip, normalised, and its duration when it is known without opening the file."""
+    """One clip, normalised, and its duration (None when it cannot be told: a bad source or number)."""
     if not isinstance(clip, dict):
         check.add(where, "must be an object with one of: video, image, title")
         return {}, None
@@ -155,31 +172,43 @@ def _clip(check: _Checker, where: str, clip: Any) -> tuple[dict[str, Any], float
         return {}, None
     kind = kinds[0]
     check.unknown_keys(where, clip, CLIP_KEYS[kind])
+    clip = {**CLIP_DEFAULTS[kind], **clip}
     if kind == "video":
-        start = check.number(f"{where}.start", clip.get("start", 0), 0, 86400)
-        end = None
-        if clip.get("end") is not None:
-            end = check.number(f"{where}.end", clip["end"], 0, 86400, low_open=True)
-            if start is not None and end is not None and end <= start:
-                check.add(f"{where}.end", "must be after start")
-                end = None
-        source = check.source(f"{where}.video", clip["video"])
-        duration = end - start if (start is not None and end is not None) else None
-        return {"video": source, "start": start or 0.0, "end": end}, duration
-    duration = check.number(f"{where}.duration", clip.get("duration", 3 if kind == "image" else 2), 0, 3600,
-                            low_open=True)
+        return _video_clip(check, where, clip)
+    duration = check.number(f"{where}.duration", clip["duration"], 0, 3600, low_open=True)
     if kind == "image":
-        source = check.source(f"{where}.image", clip["image"], image=True)
-        zoom = check.number(f"{where}.zoom", clip.get("zoom", 1.0), 1.0, MAX_ZOOM)
+        source, _ = check.source(f"{where}.image", clip["image"], "image")
+        zoom = check.number(f"{where}.zoom", clip["zoom"], 1.0, MAX_ZOOM)
         return {"image": source, "duration": duration, "zoom": zoom}, duration
     text = clip["title"]
     if not isinstance(text, str) or not text.strip() or len(text) > MAX_TITLE_CHARS:
         check.add(f"{where}.title", f"must be non-empty text of at most {MAX_TITLE_CHARS} characters")
-    font_size = check.number(f"{where}.font_size", clip.get("font_size", 48), 4, 1000, integer=True)
-    colour = check.colour(f"{where}.color", clip.get("color", "#ffffff"))
-    background = check.colour(f"{where}.background", clip.get("background", "#000000"))
+    font_size = check.number(f"{where}.font_size", clip["font_size"], 4, 1000, integer=True)
+    colour = check.colour(f"{where}.color", clip["color"])
+    background = check.colour(f"{where}.background", clip["background"])
     return {"title": text, "duration": duration, "font_size": font_size, "color": colour,
             "background": background}, duration
+
+
+def _video_clip(check: _Checker, where: str, clip: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+    """A stretch of a video file: start and end must lie inside the file's probed length."""
+    source, length = check.source(f"{where}.video", clip["video"], "video")
+    start = check.number(f"{where}.start", clip["start"], 0, 86400)
+    end = None
+    if clip["end"] is not None:
+        end = check.number(f"{where}.end", clip["end"], 0, 86400, low_open=True)
+        if start is not None and end is not None and end <= start:
+            check.add(f"{where}.end", "must be after start")
+            end = None
+    if length is not None and start is not None and start >= length:
+        check.add(f"{where}.start", f"must be before the end of {source} ({length:g} s long)")
+        start = None
+    if length is not None and end is not None and end > length + END_TOLERANCE:
+        check.add(f"{where}.end", f"must be at most {length:g} s, the length of {source}")
+        end = None
+    stop = end if end is not None else length
+    duration = stop - start if (start is not None and stop is not None) else None
+    return {"video": source, "start": start or 0.0, "end": end}, duration
 
 
 def _audio(check: _Checker, audio: Any) -> dict[str, Any]:
@@ -187,10 +216,11 @@ def _audio(check: _Checker, audio: Any) -> dict[str, Any]:
         check.add("audio", "must be an object with a source")
         return {}
     check.unknown_keys("audio", audio, AUDIO_KEYS)
-    source = check.source("audio.source", audio.get("source"))
-    volume = check.number("audio.volume", audio.get("volume", 1.0), 0, MAX_VOLUME)
-    start = check.number("audio.start", audio.get("start", 0), 0, 86400)
-    loop = audio.get("loop", True)
+    audio = {**AUDIO_DEFAULTS, **audio}
+    source, _ = check.source("audio.source", audio.get("source"), "audio")
+    volume = check.number("audio.volume", audio["volume"], 0, MAX_VOLUME)
+    start = check.number("audio.start", audio["start"], 0, 86400)
+    loop = audio["loop"]
     if not isinstance(loop, bool):
         check.add("audio.loop", "must be true or false")
     return {"source": source, "volume": volume, "loop": loop, "start": start}
@@ -202,3 +232,23 @@ def recipe_sources(recipe: dict[str, Any]) -> list[str]:
     if recipe.get("audio"):
         names.append(recipe["audio"]["source"])
     return [name for name in names if name]
+
+
+def planned_seconds(recipe: dict[str, Any]) -> float | None:
+    """How long the render of a validated recipe lasts; None when a whole video clip can no longer be probed."""
+    total = 0.0
+    clips = recipe.get("clips", [])
+    for clip in clips:
+        if "video" not in clip:
+            total += clip["duration"]
+            continue
+        end = clip.get("end")
+        if end is None:
+            try:
+                end = probe_media(resolve(clip["video"])).duration
+            except TransformError:
+                return None
+            if end is None:
+                return None
+        total += end - clip.get("start", 0.0)
+    return max(0.0, total - recipe.get("crossfade", 0.0) * max(0, len(clips) - 1))
