@@ -106,7 +106,7 @@ def file_response(
 ) -> HttpResponse:
     """The body ``file[offset:offset+size]`` as a sendfile-able response, honouring one Range.
 
-    Takes ownership of ``file`` (closed by the response, or here when no body is sent).
+    Takes ownership of ``file`` (closed by the response, or here when no body is sent: a 416 or a HEAD).
     """
     extra = dict(headers or {})
     extra["Accept-Ranges"] = "bytes"
@@ -123,6 +123,10 @@ def file_response(
         status = 206
         extra["Content-Range"] = f"bytes {first}-{last}/{size}"
     length = max(0, last - first + 1)
+    if request.method == "HEAD":  # the GET's headers; a file body on a HEAD would only be dropped by the server
+        file.close()
+        return HttpResponse(status=status, content_type=content_type,
+                            headers={"Content-Length": str(length), **extra})
     response = FileResponse(FileSlice(file, offset + first, length), status=status, content_type=content_type,
                             headers={"Content-Length": str(length), **extra})
     response.block_size = BLOCK_SIZE

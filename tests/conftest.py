@@ -47,6 +47,13 @@ def media_root(tmp_path: Path, settings) -> Path:
     return root
 
 
+def serve_media_from(settings, root: Path) -> Path:
+    """Make ``root`` the MEDIA_ROOT that Django's test client is served from."""
+    settings.MEDIA_ROOT = root
+    settings.ALLOWED_HOSTS = ["testserver"]
+    return root
+
+
 @pytest.fixture
 def photos(media_root: Path) -> dict[str, Path]:
     """A set of generated sources inside media_root."""
@@ -56,6 +63,13 @@ def photos(media_root: Path) -> dict[str, Path]:
         "png": media_factory.save(media_factory.photo(640, 480), media_root / "pic.png"),
         "small": media_factory.save(media_factory.photo(200, 100), media_root / "small.jpg", quality=90),
     }
+
+
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory) -> Path:
+    """A 10-minute source (testsrc2 and a tone, 160x90 at 5 fps, about 10 MB), made once per session:
+    what HLS seeks and storyboards are about, at almost no cost. Its folder can be a MEDIA_ROOT."""
+    return media_factory.clip(tmp_path_factory.mktemp("long") / "long.mp4", seconds=600, size="160x90", fps=5)
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def clip(
             "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}"]
     if audio:
         argv += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", "-shortest"]
-    argv += ["-c:v", codec, "-pix_fmt", "yuv420p"]
+    argv += ["-c:v", codec, "-pix_fmt", "yuv420p", *(["-b:a", "32k"] if audio and seconds > 60 else [])]
     if codec == "libx264":
         argv += ["-preset", "ultrafast", "-movflags", "+faststart"]
     subprocess.run([*argv, str(path)], check=True, timeout=60)

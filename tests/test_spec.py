@@ -32,6 +32,12 @@ VALID = [
     ("frame=2.5", TransformSpec(frame=2.5)),
     ("start=3&duration=5", TransformSpec(start=3.0, duration=5.0)),
     ("size=1x1&sig=whatever", TransformSpec(width=1, height=1)),
+    ("frame=auto", TransformSpec(frame="auto")),
+    ("format=hls", TransformSpec(format="hls")),
+    ("format=hls&rendition=0720&segment=007", TransformSpec(format="hls", rendition="720", segment="7")),
+    ("format=hls&rendition=audio&segment=init", TransformSpec(format="hls", rendition="audio", segment="init")),
+    ("storyboard=160x090&interval=2.5&sheet=3", TransformSpec(storyboard="160x90", interval=2.5, sheet=3)),
+    ("storyboard=x90", TransformSpec(storyboard="x90")),
 ]
 
 INVALID = [
@@ -60,6 +66,18 @@ INVALID = [
     ("size=10x10&size=20x20", "size"),
     ("width=10", "width"),
     ("foo=1", "foo"),
+    ("frame=automatic", "frame"),
+    ("rendition=hd", "rendition"),
+    ("rendition=0", "rendition"),
+    ("segment=-1", "segment"),
+    ("segment=1.5", "segment"),
+    ("segment=100000", "segment"),
+    ("storyboard=15x15", "storyboard"),
+    ("storyboard=641x", "storyboard"),
+    ("storyboard=x", "storyboard"),
+    ("interval=0.4", "interval"),
+    ("interval=3601", "interval"),
+    ("sheet=x", "sheet"),
 ]
 
 
@@ -90,3 +108,4 @@ def test_canonical_form_ignores_order_and_defaults():
     assert b.canonical() == "width=300&height=200&fit=cover"
     assert hash(parse_query(q("size=1x2"))) == hash(parse_query(q("size=1x2")))
     assert {a: 1}[parse_query(q("quality=85&size=300x200&fit=cover"))] == 1
+    assert parse_query(q("segment=3&format=hls&rendition=720")).canonical() == "format=hls&rendition=720&segment=3"

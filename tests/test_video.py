@@ -15,6 +15,7 @@ import pytest
 
 from tests import answers, media_factory
 from tests.answers import body, corner, json_error, refusal
+from tests.conftest import serve_media_from
 from tests.media_factory import decode
 from transforms.engines.ffmpeg import FfmpegEngine, MediaJob
 from transforms.geometry import Plan
@@ -62,9 +63,7 @@ def clip_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def clips(clip_dir: Path, settings) -> Path:
-    settings.MEDIA_ROOT = clip_dir
-    settings.ALLOWED_HOSTS = ["testserver"]
-    return clip_dir
+    return serve_media_from(settings, clip_dir)
 
 
 def probe(data: bytes, tmp_path: Path) -> dict:

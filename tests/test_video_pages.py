@@ -37,10 +37,12 @@ def test_player_page(client, library):
     assert response.status_code == 200
     html = response.content.decode()
     assert '<video id="player"' in html
-    assert '<source src="/clips/clip.mp4?format=mp4&amp;size=1280x720&amp;sig=' in html
-    assert '<source src="/clips/clip.mp4?format=webm&amp;size=1280x720&amp;sig=' in html
+    assert 'data-hls="/clips/clip.mp4?format=hls&amp;sig=' in html
+    assert 'data-mp4="/clips/clip.mp4?format=mp4&amp;size=1280x720&amp;sig=' in html
+    assert 'data-webm="/clips/clip.mp4?format=webm&amp;size=1280x720&amp;sig=' in html
+    assert 'data-storyboard="/clips/clip.mp4?storyboard=160x90&amp;sig=' in html
     audio = client.get("/play/a.mp3").content.decode()
-    assert '<audio id="player"' in audio and "format=m4a" in audio
+    assert '<audio id="player"' in audio and "format=m4a" in audio and 'data-hls="/a.mp3?format=hls' in audio
 
 
 @pytest.mark.parametrize("path", ["/play/missing.mp4", "/play/photo.jpg", "/play/../etc/passwd"])
@@ -64,21 +66,39 @@ def test_demo_media_makes_a_clip(media_root):
     assert not [p for p in media_root.iterdir() if p.name.endswith(".partial")]
 
 
-def test_player_plays_in_a_browser(gunicorn_factory, page, tmp_path):
+def test_player_plays_hls_seeks_cold_and_previews_in_a_browser(gunicorn_factory, page, tmp_path, long_clip):
+    """Chromium on a cold cache: the duration is right at once, a seek to 75% plays on from there
+    within 3 s (one segment made for it), and hovering the seek bar shows a tile whose URL answers."""
+    import os
+
+    import requests
+
     root = tmp_path / "media"
-    media_factory.clip(root / "clip.mp4", seconds=3)
-    # the page asks for a poster (1 slot) and a transcode (2 slots) at once
-    server = gunicorn_factory({"MEDIA_ROOT": str(root), "TRANSFORMS_CONCURRENCY": "4"})
+    root.mkdir()
+    os.link(long_clip, root / "long.mp4")
+    server = gunicorn_factory({"MEDIA_ROOT": str(root), "TRANSFORMS_CONCURRENCY": "6"})
 
     page.goto(server.url + "/")
     page.wait_for_function("[...document.images].length === 1 && [...document.images].every(i => i.complete)")
-    assert page.eval_on_selector("img", "i => [i.naturalWidth, i.naturalHeight]") == [240, 160]
+    size = page.eval_on_selector("img", "i => [i.naturalWidth, i.naturalHeight]")
+    assert size == [240, 160]  # {% picture %}'s 1x candidate
 
-    page.goto(server.url + "/play/clip.mp4")
-    page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=20000)
-    state = page.eval_on_selector(
-        "#player", "v => ({width: v.videoWidth, height: v.videoHeight, src: v.currentSrc, error: v.error})"
-    )
-    assert (state["width"], state["height"]) == (320, 180)
-    assert state["error"] is None
-    assert "format=mp4" in state["src"] or "format=webm" in state["src"]
+    page.goto(server.url + "/play/long.mp4")
+    page.wait_for_function("document.getElementById('player').readyState >= 1", timeout=10000)
+    state = page.eval_on_selector("#player", "v => ({duration: v.duration, src: v.currentSrc, error: v.error})")
+    assert page.text_content("#delivery") == "hls" and "format=hls" in state["src"]
+    assert abs(state["duration"] - 600) < 1 and state["error"] is None
+    page.eval_on_selector("#player", "v => { v.currentTime = v.duration * 0.75; }")
+    page.wait_for_function("(v => v.currentTime >= 450.2 && !v.paused)(document.getElementById('player'))",
+                           timeout=3000)
+
+    bar = page.locator("#seekbar").bounding_box()
+    page.wait_for_timeout(300)  # the storyboard track arrives with the page
+    page.mouse.move(bar["x"] + bar["width"] * 0.5, bar["y"] + bar["height"] / 2)
+    page.wait_for_function("!document.getElementById('preview').hidden"
+                           " && document.getElementById('preview-image').dataset.src", timeout=3000)
+    tile = page.eval_on_selector("#preview-image",
+                                 "i => ({src: i.dataset.src, at: getComputedStyle(i).backgroundPosition})")
+    assert tile["at"] == "0px -450px"  # 300 s in, 6 s a tile: tile 50 of the 10x10 sheet
+    response = requests.get(server.url + tile["src"], timeout=30)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/jpeg"

@@ -19,7 +19,7 @@ import logging
 import mimetypes
 from dataclasses import dataclass
 
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import http_date
 
 from streaming.conf import conf as streaming_conf
@@ -31,6 +31,8 @@ from streaming.responses import PipeResponse
 
 from .cache import Entry, Following, RenderLock, ResultCache, result_cache
 from .conf import conf
+from .engines.base import CommandEngine
+from .engines.text import TextJob
 from .errors import Busy
 from .planning import Order, Task, plan
 from .sources import Source, requested_path
@@ -50,13 +52,34 @@ def deliver(request: HttpRequest, order: Order) -> HttpResponse:
     return respond(request, obtain(order), order.headers, etag=order.etag, source=order.source, kind=order.kind)
 
 
+def head(request: HttpRequest, order: Order) -> HttpResponse:
+    """What a GET would answer, as headers: from the cache file when there is one, else from the plan.
+
+    Nothing is started and no render lock is taken (a HEAD used to start a render and
+    abandon it, and a GET arriving then followed it into an empty body). Refusals are
+    the GET's, since the plan makes them. An uncached result has no length yet, as the
+    stream a GET gets has none; a playlist is written, as for a GET (nothing runs).
+    """
+    cache = result_cache() if order.cached else None
+    entry = cache.open(order.key) if cache is not None else None
+    if entry is not None:
+        return respond(request, entry, order.headers, etag=order.etag)
+    task = plan(order)
+    if isinstance(task.job, TextJob):
+        return respond(request, start(task), order.headers)
+    headers = {**order.headers, **SECURITY_HEADERS}
+    if isinstance(task.engine, CommandEngine):  # a GET streams the tool's output (PipeResponse)
+        headers.update({"Accept-Ranges": "none", "X-Accel-Buffering": "no"})
+    return StreamingHttpResponse((), content_type=task.content_type, headers=headers)
+
+
 def obtain(order: Order, *, uncached: bool = True) -> Outcome:
     """The order's result from the cache, from an identical render in progress, or made now.
 
     ``uncached``: when an identical render that does not stream is still running after
     the order's wait, make our own without caching it (a request); otherwise refuse (``--warm``).
     """
-    cache = result_cache()
+    cache = result_cache() if order.cached else None
     entry = cache.open(order.key) if cache is not None else None
     if entry is not None:
         RESULT_CACHE.labels("hit").inc()

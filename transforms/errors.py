@@ -10,7 +10,8 @@ from streaming.errors import Busy, HttpError
 
 __all__ = [
     "BadSignature", "Busy", "CorruptSource", "EngineFailed", "EngineUnavailable", "InvalidSpec",
-    "NotApplicable", "SourceNotFound", "SourceTooLarge", "TookTooLong", "TransformError", "UnsupportedSource",
+    "NotApplicable", "NotOffered", "SourceNotFound", "SourceTooLarge", "TookTooLong", "TransformError",
+    "UnsupportedSource",
 ]
 
 
@@ -35,6 +36,11 @@ class InvalidSpec(ParameterError, ValueError, status=400, code="invalid_paramete
 class NotApplicable(ParameterError, status=422, code="not_applicable"):
     """A valid parameter this source cannot honour: a frame of an audio file, ``format=png`` of a
     video without ``frame``, a frame past the end."""
+
+
+class NotOffered(ParameterError, status=404, code="not_offered"):
+    """A part this source does not have: an HLS rendition or segment it does not offer, a storyboard
+    sheet past the last one, a storyboard of a file without pictures."""
 
 
 class BadSignature(TransformError, status=403, code="bad_signature"):

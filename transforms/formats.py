@@ -19,7 +19,7 @@ SOURCE_NAMES = {"tiff": "TIFF", "heic": "HEIC/HEIF", "jpeg12": "12-bit JPEG"}
 # The lossy outputs whose quality max_bytes may lower.
 LOSSY_FORMATS = ("jpeg", "webp", "avif")
 # Outputs only ffmpeg makes, from video and audio sources (gif is also an image format).
-MEDIA_FORMATS = ("mp4", "webm", "mp3", "m4a")
+MEDIA_FORMATS = ("mp4", "webm", "mp3", "m4a", "hls")
 AUDIO_FORMATS = ("mp3", "m4a")
 VIDEO_FORMATS = ("mp4", "webm", "gif")
 FRAME_FORMATS = ("jpeg", "png", "webp")
@@ -37,6 +37,8 @@ CONTENT_TYPES = {
     "webm": "video/webm",
     "mp3": "audio/mpeg",
     "m4a": "audio/mp4",
+    "hls": "application/vnd.apple.mpegurl",  # HLS playlists (transforms.hls)
+    "vtt": "text/vtt; charset=utf-8",  # storyboard thumbnail tracks (transforms.storyboard)
 }
 # Content types of the image sources that are never outputs (``info=1``).
 SOURCE_CONTENT_TYPES = {**CONTENT_TYPES, "tiff": "image/tiff", "heic": "image/heic", "jpeg12": "image/jpeg"}

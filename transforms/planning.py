@@ -22,6 +22,9 @@ from . import signing
 from .cache import cache_key
 from .conf import conf
 from .engines import Engine, ImageJob, MediaJob, engine_status, get_engine
+from .engines.segments import SegmentJob
+from .engines.sprites import SheetJob
+from .engines.text import TEXT, TextJob
 from .errors import InvalidSpec
 from .formats import CONTENT_TYPES, IMAGE_FORMATS, LOSSY_FORMATS, MEDIA_FORMATS, image_output_format, negotiate
 from .geometry import plan_for
@@ -29,7 +32,7 @@ from .orientation import compose, shown_size
 from .probe import probe_media
 from .sources import Source, describe
 from .spec import TransformSpec, parse_query
-from .video import check_media_spec, media_job
+from .video import check_media_spec, makes_text, media_job
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,9 @@ class Order:
     def ingredients(self) -> tuple[str, ...]:
         """Everything that decides the result's bytes: the ETag and the cache key are both made of it."""
         version = engine_status(self.engine).version
-        return (self.source.name, self.source.version, self.spec.canonical(), version, self.negotiated or "")
+        made = (self.source.name, self.source.version, self.spec.canonical(), version, self.negotiated or "")
+        # a playlist or track carries signed URLs: a new key or signing mode must change its ETag
+        return made + (signing.fingerprint(),) if self.engine is TEXT else made
 
     @cached_property
     def etag(self) -> str:
@@ -74,7 +79,12 @@ class Order:
     @property
     def streams(self) -> bool:
         """A transcode: identical requests follow its output as it grows rather than wait for the end."""
-        return self.image is None and self.spec.frame is None
+        return self.image is None and self.spec.frame is None and self.spec.storyboard is None
+
+    @property
+    def cached(self) -> bool:
+        """Whether the result goes into the result cache: not a playlist or track, cheaper to write than read."""
+        return self.engine is not TEXT
 
     @property
     def cache_wait(self) -> float:
@@ -92,7 +102,7 @@ class Task:
     """A finished plan: the job an engine carries out as it is, and what running it costs."""
 
     engine: Engine
-    job: ImageJob | MediaJob
+    job: ImageJob | MediaJob | SegmentJob | SheetJob | TextJob
     content_type: str
     weight: int
     deadline: float
@@ -116,7 +126,7 @@ def order_for(source: Source, spec: TransformSpec, image: Image.Image | None, ne
             raise InvalidSpec(image_only, "applies to image sources only")
         if not spec.info:
             check_media_spec(spec)
-        return Order(source, spec, get_engine("ffmpeg"), negotiated, None)
+        return Order(source, spec, TEXT if makes_text(spec) else get_engine("ffmpeg"), negotiated, None)
     check_image_spec(spec)
     return Order(source, spec, get_engine(spec.engine or conf.DEFAULT_ENGINE), negotiated, image)
 
@@ -148,7 +158,9 @@ def plan(order: Order) -> Task:
     """Probe the source and finish the plan; every refusal (4xx) happens here, none later."""
     if order.image is None:
         job = media_job(order.source, probe_media(order.source), order.spec, order.negotiated)
-        deadline = conf.DEADLINE if job.is_frame else conf.VIDEO_DEADLINE
+        # a transcode (an HLS segment too) streams at the client's pace: its deadline covers that
+        transcode = isinstance(job, MediaJob | SegmentJob) and not job.is_frame
+        deadline = conf.VIDEO_DEADLINE if transcode else conf.DEADLINE
     else:
         job = image_job(order)
         deadline = conf.DEADLINE

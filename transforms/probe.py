@@ -112,6 +112,33 @@ def probe_version(
     return describe(report)
 
 
+def keyframe_times(source: Source) -> tuple[float, ...]:
+    """The times of the video's keyframes, from zero as ffmpeg's ``-start_at_zero`` counts them.
+
+    HLS cuts segments there where it can (``transforms.hls.timeline``), so a segment's
+    ffmpeg decodes no frame it does not keep. ffprobe reads the packets, not the
+    pictures: about a quarter of a second for ten minutes of 1080p. Kept per process like
+    ``probe_media``; an answer that does not come in TRANSFORMS_PROBE_TIMEOUT is "none"
+    (segments are then cut on their nominal grid, which costs decoding, not correctness).
+    """
+    return keyframes_of(str(source.path), source.size, source.mtime_ns, conf.FFPROBE, conf.VIDEO_DEMUXERS,
+                        float(conf.PROBE_TIMEOUT))
+
+
+@functools.lru_cache(maxsize=64)
+def keyframes_of(path: str, size: int, mtime_ns: int, ffprobe: str, demuxers: str, timeout: float) -> tuple[float, ...]:
+    argv = [ffprobe, "-v", "error", *input_options(), "-select_streams", "V:0",
+            "-show_entries", "packet=pts_time,flags:format=start_time", "-of", "csv=p=0", f"file:{path}"]  # fmt: skip
+    try:
+        result = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    rows = [line.split(",") for line in result.stdout.decode("ascii", "replace").split()]
+    start = next((number(row[0]) for row in rows if len(row) == 1), None) or 0.0
+    times = {number(row[0]) for row in rows if len(row) >= 2 and "K" in row[1]}
+    return tuple(sorted(t - start for t in times if t is not None)) if result.returncode == 0 else ()
+
+
 def named_as_media(source: Source) -> bool:
     """Whether the name says video or audio.
 

@@ -43,6 +43,11 @@ def verify(path: str, query: Mapping[str, list[str]]) -> None:
         raise BadSignature("the signature does not match this URL", parameter=SIGNATURE_PARAMETER)
 
 
+def fingerprint() -> str:
+    """What the signed URLs written into a result (a playlist) depend on: the mode and the key."""
+    return "off" if conf.SIGNING == "off" else signature("", {})
+
+
 def media_url(path: str, **params: object) -> str:
     """The URL of ``path`` transformed by ``params``, signed (harmless when signing is off).
 

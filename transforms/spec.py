@@ -36,7 +36,7 @@ class TransformSpec:
     engine: str | None = None  # None: the configured default for the format
     upscale: bool = False
     bg: str = "ffffff"
-    frame: float | None = None
+    frame: float | str | None = None  # seconds, or "auto" (see transforms.video.AUTO_FRAME)
     start: float | None = None
     duration: float | None = None
     fps: int | None = None  # video outputs: frames per second (None: the source's rate)
@@ -53,6 +53,11 @@ class TransformSpec:
     trim: bool = False  # trim uniform borders (TRANSFORMS_TRIM_TOLERANCE)
     max_bytes: int | None = None  # byte budget of a lossy result
     info: bool = False  # JSON metadata instead of pixels
+    rendition: str | None = None  # format=hls: a rendition's height, or "audio" (transforms.hls)
+    segment: str | None = None  # format=hls: a segment's number, or "init"
+    storyboard: str | None = None  # scrub previews: the tile box, "WxH", "Wx" or "xH" (transforms.storyboard)
+    interval: float | None = None  # storyboard: seconds between tiles (None: from the duration)
+    sheet: int | None = None  # storyboard: the number of one sprite sheet (a JPEG) instead of the WebVTT track
 
     def canonical(self) -> str:
         """Fields that differ from the defaults, in field order: ``k=v&k=v``."""
@@ -206,6 +211,48 @@ def parse_colour(raw: str) -> dict:
     return {"bg": value}
 
 
+def frame_time(raw: str) -> dict:
+    """``frame=<seconds>``, or ``frame=auto``: a point inside the clip, chosen once its length is known."""
+    return {"frame": "auto"} if raw == "auto" else seconds("frame")(raw)
+
+
+def rendition(raw: str) -> dict:
+    """``rendition=<height>`` (a whole number of pixels) or ``rendition=audio``; which ones a source offers
+    is decided against it (``transforms.hls``)."""
+    if raw != "audio":
+        integer("rendition", 1, conf.MAX_DIMENSION)(raw)
+        raw = str(int(raw))
+    return {"rendition": raw}
+
+
+def segment(raw: str) -> dict:
+    """``segment=<n>`` (from 0) or ``segment=init`` (the fMP4 initialization section)."""
+    if raw != "init":
+        raw = str(integer("segment", 0, 99999)(raw)["segment"])
+    return {"segment": raw}
+
+
+def parse_storyboard(raw: str) -> dict:
+    low, high = STORYBOARD_TILE
+    accepted = f"WxH, Wx or xH with each side {low}..{high}"
+    match = SIZE_RE.match(raw)
+    if not match or not (match.group(1) or match.group(2)):
+        raise InvalidSpec("storyboard", f"{raw!r} is not a tile size", accepted)
+    for group in match.groups():
+        if group and not low <= int(group) <= high:
+            raise InvalidSpec("storyboard", f"{int(group)} is out of range", accepted)
+    width, height = (str(int(group)) if group else "" for group in match.groups())
+    return {"storyboard": f"{width}x{height}"}
+
+
+def parse_interval(raw: str) -> dict:
+    low, high = STORYBOARD_INTERVAL
+    value = seconds("interval")(raw)["interval"]
+    if not low <= value <= high:
+        raise InvalidSpec("interval", f"{raw!r} is out of range", f"{low:g}..{high:g} seconds")
+    return {"interval": value}
+
+
 def positive_seconds(name: str) -> Callable[[str], dict]:
     parse_any = seconds(name)
 
@@ -273,7 +320,7 @@ PARAMETERS: dict[str, Callable[[str], dict]] = {
     "engine": choice("engine", ENGINES),
     "upscale": flag("upscale"),
     "bg": parse_colour,
-    "frame": seconds("frame"),
+    "frame": frame_time,
     "start": seconds("start"),
     "duration": positive_seconds("duration"),
     "fps": integer("fps", 1, 120),
@@ -288,13 +335,22 @@ PARAMETERS: dict[str, Callable[[str], dict]] = {
     "trim": flag("trim"),
     "max_bytes": integer("max_bytes", 256, 50_000_000),
     "info": flag("info"),
+    "rendition": rendition,
+    "segment": segment,
+    "storyboard": parse_storyboard,
+    "interval": parse_interval,
+    "sheet": integer("sheet", 0, 9999),
 }
 
 # Fields of TransformSpec that only image sources take (video frames and transcodes do not).
 IMAGE_PARAMETERS = ("gravity", "dpr", "blur", "sharpen", "rotate", "flip", "crop", "trim", "max_bytes")
 
 # Fields of TransformSpec that apply to video and audio sources only.
-MEDIA_PARAMETERS = ("frame", "start", "duration", "fps", "audio")
+MEDIA_PARAMETERS = ("frame", "start", "duration", "fps", "audio",
+                    "rendition", "segment", "storyboard", "interval", "sheet")
+# Storyboard tiles (pixels per side) and the seconds between them that a request may ask for.
+STORYBOARD_TILE = (16, 640)
+STORYBOARD_INTERVAL = (0.5, 3600.0)
 
 
 def parse_query(query: Mapping[str, list[str]]) -> TransformSpec:

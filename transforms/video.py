@@ -9,20 +9,40 @@ parameter and says why, with a 4xx status.
 
 from __future__ import annotations
 
+import dataclasses
+
 from .conf import conf
 from .engines.ffmpeg import MediaJob
+from .engines.segments import SegmentJob
+from .engines.sprites import SheetJob
+from .engines.text import TextJob
 from .errors import InvalidSpec, NotApplicable
 from .formats import AUDIO_FORMATS, FRAME_FORMATS
 from .geometry import even, plan_for
+from .hls import hls_job
 from .probe import MediaInfo
 from .sources import Source
 from .spec import TransformSpec
+from .storyboard import storyboard_job
 
 FRAME_ONLY_EXCLUDES = ("start", "duration", "fps", "audio")
+HLS_PARAMETERS = ("rendition", "segment")
+STORYBOARD_PARAMETERS = ("storyboard", "interval", "sheet")
+# frame=auto: this far into the clip (a tenth), so a thumbnail is never past the end of a short clip
+# and rarely the black first frame of a long one.
+AUTO_FRAME = "auto"
+AUTO_FRAME_SHARE = 0.1
+
+
+def makes_text(spec: TransformSpec) -> bool:
+    """Whether the result is a playlist or a storyboard track, written in-process (``engines.text``)."""
+    return (spec.format == "hls" and spec.segment is None) or (spec.storyboard is not None and spec.sheet is None)
 
 
 def check_media_spec(spec: TransformSpec) -> None:
     """Refuse what no video or audio source could make, from the spec alone."""
+    if check_parts(spec):
+        return
     if spec.frame is not None:
         given = [name for name in spec.media_parameters() if name in FRAME_ONLY_EXCLUDES]
         if given:
@@ -41,6 +61,39 @@ def check_media_spec(spec: TransformSpec) -> None:
             raise InvalidSpec("audio", f"audio=0 leaves nothing for {spec.format}")
         for name in picture_parameters(spec):
             raise InvalidSpec(name, f"{spec.format} is audio only: it has no picture to apply {name} to")
+
+
+def check_parts(spec: TransformSpec) -> bool:
+    """HLS and storyboard requests take only their own parameters; True when the spec is one of them."""
+    given = given_parameters(spec)
+    if spec.format == "hls":
+        only(given, ("format", *HLS_PARAMETERS), "format=hls")
+        if spec.segment is not None and spec.rendition is None:
+            raise InvalidSpec("segment", "names a segment of a rendition: add rendition=", "rendition=<height>")
+        return True
+    if spec.storyboard is not None:
+        only(given, STORYBOARD_PARAMETERS, "storyboard=")
+        return True
+    for name in given:
+        if name in HLS_PARAMETERS or name in STORYBOARD_PARAMETERS:
+            raise InvalidSpec(name, f"applies only with {'format=hls' if name in HLS_PARAMETERS else 'storyboard='}")
+    return False
+
+
+def only(given: list[str], allowed: tuple[str, ...], what: str) -> None:
+    for name in given:
+        if name not in allowed:
+            raise InvalidSpec(name, f"cannot be combined with {what}", ", ".join(allowed))
+
+
+def given_parameters(spec: TransformSpec) -> list[str]:
+    """The query parameters a spec was made from (``size`` for width and height)."""
+    names: list[str] = []
+    for field in dataclasses.fields(spec):
+        name = "size" if field.name in ("width", "height") else field.name
+        if getattr(spec, field.name) != field.default and name not in names:
+            names.append(name)
+    return names
 
 
 def picture_parameters(spec: TransformSpec) -> list[str]:
@@ -62,11 +115,16 @@ def output_format(spec: TransformSpec, info: MediaInfo, source: Source, negotiat
     return "mp3" if info.audio_codec == "mp3" else "m4a"
 
 
-def media_job(source: Source, info: MediaInfo, spec: TransformSpec, negotiated: str | None = None) -> MediaJob:
+def media_job(source: Source, info: MediaInfo, spec: TransformSpec,
+              negotiated: str | None = None) -> MediaJob | SegmentJob | SheetJob | TextJob:
     """Resolve ``spec`` against the probed source, refusing (422) what this source cannot give."""
     if spec.engine not in (None, "ffmpeg"):
         # checked after the probe: a file that is not media at all is a 415 whatever the engine
         raise NotApplicable("engine", f"{spec.engine} does not read video or audio; only ffmpeg does")
+    if spec.format == "hls":
+        return hls_job(source, info, spec)
+    if spec.storyboard is not None:
+        return storyboard_job(source, info, spec)
     fmt = output_format(spec, info, source, negotiated)
     length = f" (it lasts {info.duration:g} s)" if info.duration is not None else ""
     if not info.has_video:
@@ -80,10 +138,7 @@ def media_job(source: Source, info: MediaInfo, spec: TransformSpec, negotiated: 
         raise NotApplicable("format", f"the file has no audio stream to make {fmt} from")
 
     if spec.frame is not None:
-        if info.duration is not None and spec.frame >= info.duration:
-            raise NotApplicable("frame", f"{spec.frame:g} s is past the end{length}", duration=info.duration)
-        plan = plan_for((info.width, info.height), spec)
-        return MediaJob(source, info, fmt, plan, spec.effective_quality, spec.bg, frame=spec.frame)
+        return frame_job(source, info, spec, fmt)
 
     start = spec.start or 0.0
     if info.duration is not None and start >= info.duration:
@@ -115,3 +170,13 @@ def media_job(source: Source, info: MediaInfo, spec: TransformSpec, negotiated: 
         fps=spec.fps,
         audio=spec.audio,
     )
+
+
+def frame_job(source: Source, info: MediaInfo, spec: TransformSpec, fmt: str) -> MediaJob:
+    """One frame, at the time asked for or, for ``frame=auto``, a tenth of the way in."""
+    frame = (info.duration or 0.0) * AUTO_FRAME_SHARE if spec.frame == AUTO_FRAME else float(spec.frame or 0.0)
+    if info.duration is not None and frame >= info.duration:
+        length = f" (it lasts {info.duration:g} s)"
+        raise NotApplicable("frame", f"{frame:g} s is past the end{length}", duration=info.duration)
+    plan = plan_for((info.width, info.height), spec)
+    return MediaJob(source, info, fmt, plan, spec.effective_quality, spec.bg, frame=frame)

@@ -16,8 +16,10 @@ turns it into the JSON response, here as for the render API and the cameras.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.shortcuts import render
@@ -27,7 +29,7 @@ from django.views.static import was_modified_since
 
 from streaming.errors import json_errors
 
-from .delivery import deliver, original_headers, original_response
+from .delivery import deliver, head, original_headers, original_response
 from .errors import SourceNotFound
 from .formats import media_kind
 from .metadata import info_response
@@ -37,7 +39,26 @@ from .sources import media_root, opened_image, resolve
 INDEX_LIMIT = 500
 
 
+def headers_only_on_head(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """On HEAD, a body made in memory (a JSON error, a playlist, a page) leaves as its length alone.
+
+    The server would drop it anyway, with a warning per response; streamed bodies never get
+    here on HEAD (``delivery.head`` starts nothing, ``streaming.ranges`` sends no file).
+    """
+
+    @functools.wraps(view)
+    def answer(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if request.method == "HEAD" and not response.streaming and response.content:
+            response.headers["Content-Length"] = str(len(response.content))
+            response.content = b""
+        return response
+
+    return answer
+
+
 @require_safe
+@headers_only_on_head
 @json_errors
 def media(request: HttpRequest, path: str) -> HttpResponse:
     """Serve ``path`` from MEDIA_ROOT: the original without a query, a transform with one."""
@@ -56,6 +77,8 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
             return HttpResponseNotModified(headers=order.headers)
         if order.spec.info:
             return info_response(order)
+        if request.method == "HEAD":
+            return head(request, order)
         return deliver(request, order)
 
 
@@ -92,6 +115,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@headers_only_on_head
 @json_errors
 def player(request: HttpRequest, path: str) -> HttpResponse:
     """A page that plays one clip: the fragmented MP4 transcode, with WebM as the alternative."""

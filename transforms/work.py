@@ -38,18 +38,26 @@ work_slots = process_slots(lambda: conf.concurrency, WORK_SLOTS)
 
 
 def start(task: Task) -> Result:
-    """Take the task's slots, run its engine and, for a pipeline, wait for the first byte."""
-    slot = work_slots().acquire(task.weight, wait=float(conf.SLOT_WAIT))
+    """Take the task's slots, run its engine and, for a pipeline, wait for the first byte.
+
+    A task of weight 0 (a playlist: nothing runs) takes no slot.
+    """
+    slot = work_slots().acquire(task.weight, wait=float(conf.SLOT_WAIT)) if task.weight else None
+    release = slot.release if slot is not None else no_slot
     started = time.monotonic()
     try:
-        body = task.engine.render(task.job, deadline=task.deadline, on_close=slot.release)
+        body = task.engine.render(task.job, deadline=task.deadline, on_close=release)
     except BaseException:
-        slot.release()  # idempotent: the engine may have released it already
+        release()  # idempotent: the engine may have released it already
         raise
     if isinstance(body, Pipeline):
         first_output(body, task)
     TRANSFORM_SECONDS.labels(task.engine.name).observe(time.monotonic() - started)
     return Result(task.content_type, body)
+
+
+def no_slot() -> None:
+    """What a task that took no slot releases."""
 
 
 def first_output(pipeline: Pipeline, task: Task) -> None:

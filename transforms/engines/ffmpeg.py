@@ -30,6 +30,8 @@ from ..geometry import Plan
 from ..probe import MediaInfo, input_options, input_url
 from ..sources import Source
 from .base import CommandEngine
+from .segments import SegmentJob, seconds, segment_command
+from .sprites import SheetJob, sheet_command
 
 REVISION = 1
 
@@ -78,15 +80,20 @@ class FfmpegEngine(CommandEngine):
     def version(self) -> str:
         return f"{super().version()}:{REVISION}"
 
-    def weight_of(self, job: MediaJob) -> int:  # type: ignore[override]
+    def weight_of(self, job: MediaJob | SegmentJob | SheetJob) -> int:  # type: ignore[override]
         """A frame grab is as light as a thumbnail; a transcode takes ``TRANSFORMS_VIDEO_WEIGHT`` slots."""
         return 1 if job.is_frame else conf.VIDEO_WEIGHT
 
-    def render(self, job: MediaJob, *, deadline: float, on_close: Callable[[], None]) -> Pipeline:  # type: ignore[override]
+    def render(self, job: MediaJob | SegmentJob | SheetJob, *, deadline: float,  # type: ignore[override]
+               on_close: Callable[[], None]) -> Pipeline:
         # ffmpeg opens the file itself (-i file:...), so its stdin is /dev/null.
         return Pipeline(self.commands(job), stdin_path=None, deadline=deadline, on_close=on_close)
 
-    def commands(self, job: MediaJob) -> list[list[str]]:  # type: ignore[override]
+    def commands(self, job: MediaJob | SegmentJob | SheetJob) -> list[list[str]]:  # type: ignore[override]
+        if isinstance(job, SegmentJob):  # an HLS segment (transforms.hls)
+            return [segment_command(job, video_crf(job.quality, 18, 40), picture_filters(job, even_sides=True))]
+        if isinstance(job, SheetJob):  # a storyboard sprite sheet (transforms.storyboard)
+            return [sheet_command(job, picture_filters(job, even_sides=False, scaler="lanczos"), jpeg_qscale(job))]
         argv = [conf.FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", *input_options("file,pipe")]
         seek = job.frame if job.is_frame else job.start
         if seek:
@@ -106,11 +113,7 @@ class FfmpegEngine(CommandEngine):
         return [argv + builder(job) + ["pipe:1"]]
 
 
-def seconds(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
-
-
-def picture_filters(job: MediaJob, *, even_sides: bool, scaler: str = "bicubic") -> list[str]:
+def picture_filters(job: MediaJob | SegmentJob | SheetJob, *, even_sides: bool, scaler: str = "bicubic") -> list[str]:
     """crop (in stored pixels) -> scale to the plan -> square pixels -> pad -> fps."""
     plan = job.plan
     info = job.info
@@ -193,12 +196,16 @@ def m4a_options(job: MediaJob) -> list[str]:
             "-movflags", "empty_moov+default_base_moof", "-frag_duration", "1000000", "-f", "ipod"]  # fmt: skip
 
 
+def jpeg_qscale(job: MediaJob | SheetJob) -> int:
+    """quality (1..100) on mjpeg's scale: 2 best .. 31 worst."""
+    return round(2 + (100 - job.quality) * 0.25)
+
+
 def frame_options(job: MediaJob) -> list[str]:
     filters = picture_filters(job, even_sides=False, scaler="lanczos")
     options = ["-map", "0:V:0", "-frames:v", "1", "-an"]
     if job.format == "jpeg":
-        qscale = round(2 + (100 - job.quality) * 0.25)  # mjpeg's scale: 2 best .. 31 worst
-        options += ["-vf", ",".join([*filters, "format=yuvj420p"]), "-c:v", "mjpeg", "-q:v", str(qscale)]
+        options += ["-vf", ",".join([*filters, "format=yuvj420p"]), "-c:v", "mjpeg", "-q:v", str(jpeg_qscale(job))]
     elif job.format == "png":
         options += ["-vf", ",".join([*filters, "format=rgb24"]), "-c:v", "png"]
     else:
