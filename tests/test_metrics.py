@@ -82,6 +82,8 @@ def test_counters_add_up_across_workers_and_replays(deployment):
     sent[("media", "4xx")] += 1  # refused before the file says what it is
     assert deployment.get("/big.jpg?size=0x0").status_code == 400
     sent[("image", "4xx")] += 1
+    assert deployment.get("/clips/intro.mp4?format=hls&rendition=180&segment=0").status_code == 200
+    sent[("hls_segment", "2xx")] += 1
 
     def counted() -> dict | None:  # replays reach the shared counters within a second (streaming.metrics)
         samples = deployment.samples()
@@ -92,7 +94,7 @@ def test_counters_add_up_across_workers_and_replays(deployment):
         assert total(samples, "mediasite_requests_total", kind=kind, status=status) == count, (kind, status)
     hits = total(samples, "mediasite_result_cache_total", outcome="hit")
     replays = total(samples, "mediasite_result_cache_total", outcome="replay")
-    assert total(samples, "mediasite_result_cache_total", outcome="miss") == 20
+    assert total(samples, "mediasite_result_cache_total", outcome="miss") == 21  # the thumbnails and the segment
     assert hits + replays == 60 and replays > 0
     assert total(samples, "mediasite_refusals_total", code="invalid_parameter") == 1
     assert total(samples, "mediasite_transform_seconds_count", engine="pillow") == 20

@@ -73,8 +73,10 @@ class Order:
 
     @property
     def kind(self) -> str:
-        """What the request is for, in /metrics: an image transform or a video/audio one."""
-        return "image" if self.image is not None else "video"
+        """What the request is for, in /metrics: an image transform, an HLS segment, or another video/audio one."""
+        if self.image is not None:
+            return "image"
+        return "hls_segment" if self.spec.segment is not None else "video"
 
     @property
     def streams(self) -> bool:

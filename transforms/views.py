@@ -73,6 +73,7 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
     with opened_image(source) as image:  # the response is made (bytes, or a started tool) before it closes
         request.metrics_kind = "image" if image is not None else "video"  # also when the query is refused
         order = order_for_request(request, source, image)
+        request.metrics_kind = order.kind
         if not_modified(request, order.etag):
             return HttpResponseNotModified(headers=order.headers)
         if order.spec.info:
