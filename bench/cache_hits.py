@@ -100,18 +100,25 @@ def make_root() -> Path:
     return root
 
 
-def replay_counting_micros(rounds: int = 200_000) -> float:
-    """Microseconds one replay spends in /metrics counting (``replay_loop.count_replay``), in-process."""
-    import timeit
+COUNTING = """
+import timeit
+from streaming.replay import Replay
+from streaming.replay_loop import count_replay
+entry = Replay(b"", b"", b"", b"", b"x" * 3359, None, "/x", (0, 0, 0, 0), 0.0, kind="image")
+rounds = 200_000
+print(min(timeit.repeat(lambda: count_replay(entry, 200, with_body=True), number=rounds, repeat=5)) / rounds)
+"""
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mediasite-bench-metrics-")
-    from streaming.replay import Replay
-    from streaming.replay_loop import count_replay
 
-    entry = Replay(b"", b"", b"", b"", b"x" * 3359, None, "/x", (0, 0, 0, 0), 0.0, kind="image")
-    seconds = min(timeit.repeat(lambda: count_replay(entry, 200, with_body=True), number=rounds, repeat=5))
-    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
-    return 1e6 * seconds / rounds
+def replay_counting_micros() -> float:
+    """Microseconds one replay spends in /metrics counting (``replay_loop.count_replay``), in a process of its own."""
+    folder = tempfile.mkdtemp(prefix="mediasite-bench-metrics-")
+    try:
+        out = subprocess.run([sys.executable, "-c", COUNTING], cwd=PROJECT, check=True, capture_output=True,
+                             text=True, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": folder}).stdout
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 1e6 * float(out.split()[-1])
 
 
 def report(runs: dict[str, list[tuple[float, float]]], body: bytes, seconds: int, cores: int) -> None:
