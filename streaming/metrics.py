@@ -151,7 +151,10 @@ def forget_dead_processes() -> int:
         except (IndexError, ValueError):
             continue
         if not _alive(pid):
-            os.remove(path)
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                continue  # another master starting beside this one removed it first
             removed += 1
     return removed
 
