@@ -192,7 +192,7 @@ def main() -> None:
         report(runs, body, args.seconds, cores)
         replay_cpu = statistics.median(micros for _, micros in next(iter(runs.values())))
         counting = replay_counting_micros()
-        print(f"\nCounting a replay for /metrics (3 multiprocess counter increments): {counting:.2f} µs, "
+        print(f"\nCounting a replay for /metrics (streaming.metrics.ReplayTally): {counting:.2f} µs, "
               f"{100 * counting / replay_cpu:.1f}% of a replayed hit's server CPU")
     finally:
         for process in (floor, server, proxy, gunicorn, through_django):
