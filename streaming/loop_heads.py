@@ -133,6 +133,7 @@ class HeadReader:
         if self.cfg.is_ssl or conn.is_http2 or prior_knowledge_allowed(self.cfg, conn.client):
             return False
         buffered = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        conn.sock.setblocking(False)  # a connection back from a thread (pipelined bytes) is still blocking
         deadline = time.monotonic() + float(conf.HEADER_TIMEOUT)
         if self.loop.stopping:
             deadline = min(deadline, time.monotonic() + STOP_LINGER)

@@ -83,6 +83,13 @@ class LoopStream(Handler):
         """``data`` as it goes on the wire here: one chunk under HTTP/1.1 chunked, else as is."""
         return b"%X\r\n%b\r\n" % (len(data), data) if self.chunked and data else data
 
+    def limit_buffer(self, size: int) -> None:
+        """Bound the kernel's send buffer (autotuning lets it grow to megabytes per slow client)."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        except OSError:
+            pass
+
     def send(self, data: bytes) -> bool:
         """Send ``data`` (already framed) unless bytes are pending; False when it was not taken."""
         if self.pending is not None or self.state != OPEN:

@@ -306,6 +306,37 @@ def redis_url(redis_server: RedisServer, settings) -> Iterator[str]:
     client.close()
 
 
+CAMERA_ENV = {
+    "CAMERAS_IDLE_TIMEOUT": "1",
+    "CAMERAS_RESTART_BACKOFF": "0.5",
+    "CAMERAS_RESTART_BACKOFF_MAX": "2",
+    "CAMERAS_FIRST_FRAME_TIMEOUT": "15",
+}
+
+
+@pytest.fixture
+def cameras(gunicorn_factory, redis_url, tmp_path):
+    """Start gunicorn with the given CAMERAS; returns (server, redis client, media root)."""
+    root = tmp_path / "media"
+    root.mkdir(exist_ok=True)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+
+    def start(spec: str, workers: int = 1, threads: int = 16, **env: str):
+        server = gunicorn_factory(
+            {"REDIS_URL": redis_url, "MEDIA_ROOT": str(root), "CAMERAS": spec, **CAMERA_ENV, **env},
+            workers=workers, threads=threads,
+        )
+        return server
+
+    start.root = root
+    start.redis = client
+    start.redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    yield start
+    client.close()
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

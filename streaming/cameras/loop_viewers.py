@@ -30,6 +30,8 @@ from .fanout import Delivery, Feed, Viewer
 from .mjpeg import MjpegStream, encode_part
 
 SILENCE_CHECK = 1.0  # seconds between looks for a camera that stopped sending
+BUFFERED_FRAMES = 2  # frames a viewer's socket buffers (the kernel doubles what it is told)
+MIN_BUFFER, MAX_BUFFER = 64 << 10, 4 << 20
 
 # This worker's fan-outs, one per camera with viewers on the loop; used on the loop thread only.
 _fanouts: dict[Feed, LoopFanout] = {}
@@ -125,6 +127,9 @@ class MjpegBody(LoopBody):
         self.stream = stream
         self.feed.hand_to_loop(self.viewer)
         self.fanout = LoopFanout.join(self, stream.loop)
+        # A few frames of kernel buffer, no more: past that a slow viewer skips to the newest frame
+        # instead of watching seconds-old ones (and 1000 slow viewers cannot pin gigabytes).
+        stream.limit_buffer(min(max(BUFFERED_FRAMES * len(self.first), MIN_BUFFER), MAX_BUFFER))
         now = time.monotonic()
         self._due(now)
         stream.send(stream.frame(self.first))
