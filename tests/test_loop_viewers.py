@@ -8,7 +8,6 @@ every stream with its closing boundary. Frames are small (160x120) where only th
 
 from __future__ import annotations
 
-import threading
 import time
 
 import requests
@@ -16,7 +15,7 @@ import requests
 from tests.answers import machine_samples, total
 from tests.camera_helpers import worker_fds
 from tests.conftest import wait_for
-from tests.loop_clients import Crowd, MjpegViewer, threads_of
+from tests.loop_clients import Crowd, MjpegViewer, threads_of, warm_pool
 from tests.media_factory import decode
 
 
@@ -28,15 +27,6 @@ def metric(name: str, **labels: str) -> float:
     return total(machine_samples(), name, **labels)
 
 
-def warm_pool(server, camera: str, threads: int) -> None:
-    """Requests at once, so every thread the pool may start exists before the counts are taken."""
-    calls = [threading.Thread(target=viewers_seen, args=(server, camera)) for _ in range(threads * 2)]
-    for call in calls:
-        call.start()
-    for call in calls:
-        call.join()
-
-
 def increasing(seqs: list[int]) -> bool:
     return seqs == sorted(set(seqs))
 
@@ -46,7 +36,7 @@ def test_500_viewers_on_a_four_thread_worker_hold_no_thread(cameras):
     (worker,) = wait_for(server.worker_pids)
     first = Crowd([MjpegViewer(server.port, "tiny")])
     assert first.pump(30, until=lambda: len(first.readers[0].seqs) >= 3)
-    warm_pool(server, "tiny", 4)
+    warm_pool(f"{server.url}/cameras/tiny/status.json", 4)
     threads, fds = threads_of(worker), worker_fds(worker, cameras.redis_port)[0]
 
     viewers = [MjpegViewer(server.port, "tiny") for _ in range(500)]
@@ -113,3 +103,27 @@ def test_a_stop_ends_every_stream_with_its_closing_boundary(cameras):
     assert all(viewer.closed_cleanly and viewer.terminated for viewer in viewers)  # boundary, then the last chunk
     server.process.wait(timeout=20)  # well inside the 60 s grace period
     crowd.close()
+
+
+def test_without_the_splice_worker_the_stream_is_the_generator_it_was(client, redis_url, settings, media_root):
+    """The Django test client, like runserver or any other server, reads the same body piece by piece."""
+    from streaming.cameras import producer
+    from streaming.cameras.mjpeg import CONTENT_TYPE
+
+    settings.CAMERAS = "plain=emulated?size=160x120&fps=15"
+    settings.CAMERAS_IDLE_TIMEOUT = 0.5
+    response = client.get("/cameras/plain/stream.mjpg")
+    try:
+        assert response.status_code == 200 and response["Content-Type"] == CONTENT_TYPE
+        chunks = iter(response.streaming_content)
+        parts = [next(chunks) for _ in range(3)]
+    finally:
+        response.close()
+        producer.stop_all()
+    seqs = []
+    for part in parts:
+        head, _, rest = part.partition(b"\r\n\r\n")
+        fields = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+        assert head.startswith(b"--frame\r\n") and decode(rest[:int(fields["Content-Length"])]).size == (160, 120)
+        seqs.append(int(fields["X-Frame-Seq"]))
+    assert increasing(seqs)

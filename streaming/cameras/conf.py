@@ -23,9 +23,10 @@ DEFAULTS: dict[str, Any] = {
     # Viewers of one camera across the deployment; past it a stream gets 503 + Retry-After.
     "CAMERAS_MAX_VIEWERS": 200,
     # Streams one worker process may hold at once. They cost no thread (the worker's event loop
-    # holds them), so this is what one worker's loop can feed: 1000 viewers of a 640x480 15 fps
-    # camera is about half a core and 700 MB/s on a 2-core machine (docs/benchmarks.md, Cameras).
-    "CAMERAS_WORKER_STREAMS": 1000,
+    # holds them): one worker fed 3000 viewers of a 640x480 15 fps camera (2.1 GB/s) at full rate
+    # with 38% of a core on a 2-core machine (docs/benchmarks.md, Cameras). 2000 keeps a full
+    # worker well under its 4096 connections and its viewers' socket buffers under ~400 MB.
+    "CAMERAS_WORKER_STREAMS": 2000,
     # Seconds a new viewer waits for the first frame before it gets a 503.
     "CAMERAS_FIRST_FRAME_TIMEOUT": 10.0,
     # A source that sends nothing for this long has failed (and is restarted).
