@@ -39,6 +39,16 @@ RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST and free
 COMPACT_AT = 4096  # cancelled timers are swept out of the heap once it holds this many entries
 
 
+def receive(sock: socket.socket, size: int) -> bytes | None:
+    """One non-blocking recv: the bytes, b"" when the peer is gone (FIN, RST, any error), None for nothing yet."""
+    try:
+        return sock.recv(size)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
 class Handler:
     """Something the loop watches a socket for; ``ready`` gets the events that fired."""
 
@@ -214,14 +224,9 @@ class LingeringClose(Handler):
         self.timer = loop.call_later(LINGER, self.finish)
 
     def ready(self, mask: int) -> None:
-        if self.closed:
+        data = None if self.closed else receive(self.conn.sock, LINGER_DRAIN)
+        if data is None:
             return
-        try:
-            data = self.conn.sock.recv(LINGER_DRAIN)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
         self.drained += len(data)
         if not data or self.drained >= LINGER_DRAIN:
             self.finish()

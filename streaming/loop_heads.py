@@ -31,7 +31,7 @@ from gunicorn.http2.negotiation import prior_knowledge_allowed
 
 from .conf import conf
 from .errors import HttpError, error_bytes
-from .event_loop import READ, Handler, WorkerLoop
+from .event_loop import READ, Handler, WorkerLoop, receive
 
 if TYPE_CHECKING:
     from gunicorn.config import Config
@@ -97,14 +97,9 @@ class PendingHead(Handler):
         self.done = False
 
     def ready(self, mask: int) -> None:
-        if self.done:
+        chunk = None if self.done else receive(self.conn.sock, RECEIVE)
+        if chunk is None:
             return
-        try:
-            chunk = self.conn.sock.recv(RECEIVE)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
         if not chunk:
             self.reader.close(self)  # the client left before finishing its request
             return

@@ -30,7 +30,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .bodies import LoopBody
-from .event_loop import READ, WRITE, Handler, WorkerLoop
+from .event_loop import READ, WRITE, Handler, WorkerLoop, receive
 from .metrics import BYTES_SENT
 
 if TYPE_CHECKING:
@@ -136,16 +136,8 @@ class LoopStream(Handler):
         self.abort("the event loop failed on it")
 
     def _read(self) -> None:
-        try:
-            data = self.sock.recv(1 << 16)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self.abort(f"client went away ({errno.errorcode.get(exc.errno, exc.errno)})")
-            return
-        if not data:
+        if receive(self.sock, 1 << 16) == b"":  # anything else a client sends after its request is dropped
             self.abort("client went away")
-        # anything a client sends after its request is read and dropped
 
     def _send(self, data: bytes | memoryview) -> None:
         try:
