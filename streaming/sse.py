@@ -207,7 +207,7 @@ class EventPolls:
             body.keep_alive(now)
         if self.polling:
             return
-        due = [body for body in self.bodies if body.next_poll <= now]
+        due = [body for body in self.bodies if body.next_poll <= now and body.stream is not None and body.stream.open]
         if not due:
             return
         for body in due:
