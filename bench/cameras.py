@@ -1,8 +1,8 @@
 """Benchmark: MJPEG fan-out of one emulated camera to many viewers, next to a minimal reference.
 
     flock /tmp/mediasite-bench.lock .venv/bin/python bench/cameras.py [--runs 3] [--seconds 8]
-    flock /tmp/mediasite-bench.lock .venv/bin/python bench/cameras.py --viewers 2000 --runs 1 --seconds 30 \\
-        --size 320x240 --clients 2
+    flock /tmp/mediasite-bench.lock .venv/bin/python bench/cameras.py --viewers 500,1000,2000 --runs 1 \\
+        --seconds 30 --clients 2
 
 Starts a private redis-server and gunicorn (mediasite/gunicorn.conf.py, GUNICORN_WORKERS
 workers) on free loopback ports. The reference is bench/fanout_reference.py: one process,
