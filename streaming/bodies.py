@@ -1,7 +1,7 @@
 """The kinds of response body the splice worker knows, written down as base classes.
 
 gunicorn hands every ``wsgi.file_wrapper`` body to ``Response.write_file()``, and
-``streaming.gunicorn_worker.SpliceResponse`` sends it one of three ways, chosen by
+``streaming.gunicorn_worker.SpliceResponse`` sends it one of four ways, chosen by
 the class the body derives from here (anything else goes to gunicorn's own path):
 
     PipeBody      a tool's stdout (``Pipeline``, ``TeedPipeline``): spliced from its
@@ -11,6 +11,10 @@ the class the body derives from here (anything else goes to gunicorn's own path)
                   as it arrives; it has no pipe to splice and no length yet
     FileBody      a regular file from its current offset (``FileSlice``): gunicorn's
                   sendfile; kept for replays when the app set ``replay_source``
+    LoopBody      a body that mostly waits (an MJPEG viewer, an event stream): once the
+                  headers are out its socket goes to the worker's event loop
+                  (``streaming.loop_streams``), which drives it through ``start``,
+                  ``drained``, ``stop`` and ``end``; no thread waits with it
 
 They are abstract base classes rather than runtime-checkable Protocols on purpose:
 ``isinstance`` against a Protocol only looks for attribute names, which is the
@@ -21,7 +25,10 @@ body says what it is by deriving from one of these, and the worker trusts that.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import NamedTuple, Protocol, Self
+from typing import TYPE_CHECKING, NamedTuple, Protocol, Self
+
+if TYPE_CHECKING:
+    from .loop_streams import LoopStream
 
 Identity = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
 
@@ -95,3 +102,38 @@ class FileBody(Body):
     @abstractmethod
     def fileno(self) -> int:
         """The open file, positioned at the first byte of the body."""
+
+
+class LoopBody(Body):
+    """A body that waits far more than it sends: under the splice worker the event loop holds it.
+
+    The worker's loop calls ``start`` once it owns the socket, ``drained`` each time
+    bytes that had to wait have all left, ``stop`` when the worker stops (end the way a
+    client understands: the closing boundary), and ``end`` once it has let go of the
+    socket. Anywhere else (runserver, the test client, another server, TLS) the body is
+    read like any other: ``read()`` blocks until the next piece, as a generator would,
+    and the server's ``close()`` ends it.
+    """
+
+    on_loop = False  # set when the worker's loop took the body over: close() then leaves it to the loop
+    send_timeout = 0.0  # seconds the held socket may accept nothing before the stream is dropped (0: never)
+
+    @abstractmethod
+    def start(self, stream: LoopStream) -> None:
+        """On the loop: the socket is the loop's now; send through ``stream`` from here on."""
+
+    def drained(self, stream: LoopStream) -> None:
+        """On the loop: everything ``stream`` had pending has left; send more if there is more."""
+
+    @abstractmethod
+    def stop(self, stream: LoopStream) -> None:
+        """On the loop: the worker is stopping; finish the stream the way its client understands."""
+
+    @abstractmethod
+    def end(self) -> None:
+        """Release what the body holds (a viewer, a slot); safe to call twice."""
+
+    def close(self) -> None:
+        """The server is done with the response: off the loop that ends the body; on it, the loop ends it."""
+        if not self.on_loop:
+            self.end()

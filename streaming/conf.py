@@ -98,6 +98,9 @@ DEFAULTS: dict[str, Any] = {
     "SPLICE": "auto",
     # Seconds a streamed response may go without progress (tool silent or client not reading).
     "STALL_TIMEOUT": 30.0,
+    # Seconds a request head may take to arrive whole (read on the worker's event loop, never by a
+    # thread); past it the client gets 408 and the connection is closed (streaming/loop_heads.py).
+    "HEADER_TIMEOUT": 10.0,
     # Replays (streaming/replay.py): per-worker memory for small file responses answered
     # again from gunicorn's event loop; 0 turns them off.
     "REPLAY_BYTES": 16 << 20,

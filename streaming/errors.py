@@ -110,6 +110,16 @@ def error_response(exc: HttpError) -> JsonResponse:
     return JsonResponse(exc.as_json(), status=exc.status, headers={**ERROR_HEADERS, **exc.headers()})
 
 
+def error_bytes(exc: HttpError) -> bytes:
+    """``error_response(exc)`` as a whole HTTP/1.1 response that closes its connection, for the event
+    loop, which answers some requests (a request head that never completes) without Django's cycle."""
+    response = error_response(exc)
+    response["Content-Length"] = str(len(response.content))
+    response["Connection"] = "close"
+    status_line = f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n".encode("latin-1")
+    return status_line + response.serialize()
+
+
 def json_errors(
     view: Callable[..., HttpResponse] | None = None, *, redis_unavailable: Unavailable | None = None
 ) -> Any:

@@ -35,6 +35,13 @@ original) are offered to ``streaming.replay`` (what is kept, and why that is
 safe) and answered again by ``streaming.replay_loop`` from the event loop when the
 same request comes back on a kept-alive connection, without a thread or the app.
 
+Threads are for work; the event loop holds what only waits (``streaming.event_loop``).
+Request heads are read there and a thread gets a connection only once its head is
+whole (``streaming.loop_heads``: the header timeout, 408/414/431). A ``LoopBody`` (an
+MJPEG viewer, an event stream) has its headers sent by the request's thread and its
+socket then handed to the loop, which drives it to the end (``streaming.loop_streams``);
+elsewhere (TLS, another worker, runserver) it is read like a generator.
+
 The class name must not end in ``SyncWorker`` (gunicorn swaps those for gthread),
 and the Response is installed in ``init_process()`` because
 ``gunicorn.http.wsgi.create()`` looks the module-level ``Response`` up on every
@@ -56,11 +63,13 @@ from collections.abc import Callable
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from . import replay
+from . import loop_streams, replay
 from . import splice as splicing
-from .bodies import Body, FileBody, FollowedBody, PipeBody, SpliceFill
+from .bodies import Body, FileBody, FollowedBody, LoopBody, PipeBody, SpliceFill
 from .conf import conf
+from .event_loop import WorkerLoop
 from .follow import FollowAborted
+from .loop_heads import HeadReader
 from .metrics import BYTES_SENT
 from .pipeline import F_SETPIPE_SZ, PIPE_SIZE, PipelineError
 from .replay_loop import LoopReplies
@@ -92,6 +101,7 @@ class SpliceResponse(wsgi.Response):
     """gunicorn's HTTP/1.x Response plus a splice path for pipe bodies."""
 
     aborted = False
+    handed_off = False  # the event loop holds the socket now (a LoopBody): close() must not touch it
     body_path = "copy"  # how the body left: splice, sendfile or copy (Python writes), for /metrics
     sendfile_bytes = 0  # gunicorn's sendfile does not count into ``sent``
 
@@ -113,10 +123,25 @@ class SpliceResponse(wsgi.Response):
                 self.send_body(body, lambda stall: self.splice_body(body, splice, stall))
         elif isinstance(body, FollowedBody):
             self.send_body(body, lambda stall: self.copy_growing(body))
+        elif isinstance(body, LoopBody):
+            if not self.hand_to_loop(body):
+                super().write_file(respiter)  # read like a generator, this thread waiting with it
         else:
             if isinstance(body, FileBody) and body.replay_source is not None:
                 replay.offer(self, body)
             super().write_file(respiter)  # regular files: gunicorn's own path (sendfile where it is on)
+
+    def hand_to_loop(self, body: LoopBody) -> bool:
+        """The headers from this thread, then the socket to the event loop; False where it cannot hold it."""
+        streams = loop_streams.current()
+        if streams is None or self.cfg.is_ssl or isinstance(self.sock, ssl.SSLSocket):
+            return False
+        self.force_close()  # the loop closes the connection when the body ends
+        self.send_headers()
+        if not self._omits_body:
+            streams.adopt(self.sock, body, self.chunked)
+            self.handed_off = True
+        return True
 
     def send_body(self, filelike: Body, send: Callable[[float], None]) -> None:
         """Headers, then ``send(stall)``; every way a body can fail ends the response with one log line."""
@@ -173,7 +198,7 @@ class SpliceResponse(wsgi.Response):
         """No chunked terminator after an abort: the client must see that the body is incomplete."""
         if self.sent or self.sendfile_bytes:
             BYTES_SENT.labels(self.body_path).inc(self.sent + self.sendfile_bytes)
-        if self.aborted:
+        if self.aborted or self.handed_off:
             return
         super().close()
 
@@ -280,16 +305,50 @@ class TeeIntoFile:
 
 
 class SpliceThreadWorker(ThreadWorker):
-    """gthread, with ``SpliceResponse`` as the HTTP/1.x response class of this process,
-    and replays of kept responses answered from the event loop (``streaming.replay_loop``)."""
+    """gthread, with ``SpliceResponse`` as the HTTP/1.x response class of this process, request heads
+    read on the event loop, replays answered there, and ``LoopBody`` streams held there."""
 
     def init_process(self) -> None:
         """Install the Response here: gunicorn.http.wsgi.create() looks it up on every request."""
         wsgi.Response = SpliceResponse
         self.replies = LoopReplies(self)
+        self.loop = WorkerLoop(self)
+        self.streams = loop_streams.LoopStreams(self.loop)
+        self.heads = HeadReader(self.loop, self.cfg, self.head_complete)
         super().init_process()
 
-    def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
-        """A kept-alive connection spoke: a replay answers it on the loop, anything else goes to a thread."""
-        if not self.replies.answer(conn):
-            super().on_client_socket_readable(conn, client)
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        self.loop.dispatch(timeout)
+
+    def enqueue_req(self, conn: TConn) -> None:
+        """A connection with a request to serve: its head is read on the loop first, unless it is whole."""
+        if getattr(conn, "head", None) is None and self.heads.take_over(conn):
+            return
+        super().enqueue_req(conn)
+
+    def head_complete(self, conn: TConn, head: bytes) -> None:
+        """On the loop, a whole request head: a replay answers it, else a thread (with the bytes) does."""
+        if conn.initialized and self.replies.answer(conn, head):
+            return
+        conn.head = head
+        super().enqueue_req(conn)
+
+    def handle(self, conn: TConn) -> object:
+        """In a thread: give gunicorn's parser the head the loop read, then serve the request as gthread does."""
+        head = getattr(conn, "head", None)
+        if head is not None:
+            conn.head = None
+            conn.data_ready = True
+            try:
+                conn.sock.setblocking(True)
+                conn.init()
+            except OSError:
+                return False
+            conn.parser.unreader.unread(head)
+        return super().handle(conn)
+
+    def finish_request(self, conn: TConn, fs: object) -> None:
+        """A request's thread is done: a connection whose body the loop adopted is held, not closed."""
+        if self.streams.claim(conn):
+            return
+        super().finish_request(conn, fs)

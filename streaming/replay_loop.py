@@ -1,24 +1,24 @@
 """Replays answered on the worker's event loop: how a kept response goes out again.
 
-gthread's main loop wakes when a kept-alive connection becomes readable and hands
-it to a thread, which parses the request and runs the app. ``LoopReplies.answer``
-runs first, on the loop itself: it reads what the client sent, and when that is a
-request the replay table holds (``streaming.replay``: what is kept and why it is
-safe), it sends the kept response and puts the connection back in the poller, as
-gthread does after a response. Anything else is handed on to gthread, with the
-bytes already read put back into the connection's parser.
+A kept-alive connection's next request head is read on the loop (``streaming.loop_heads``);
+once it is whole, ``LoopReplies.answer`` looks at it there: when it is a request the
+replay table holds (``streaming.replay``: what is kept and why it is safe), it sends the
+kept response and puts the connection back in the poller, as gthread does after a
+response. Anything else goes to a thread, the bytes read handed to gunicorn's parser.
 
-The loop must never block, so there is one non-blocking recv and one non-blocking
-send; a response the socket cannot take at once has its rest sent by a thread
-(``send_rest``). Replays count towards ``max_requests`` and write the access log
-line gunicorn would, so operators see them as ordinary requests.
+The loop must never block, so there is one non-blocking send; a response the socket
+cannot take at once has its rest sent by a thread (``send_rest``). Replays count towards
+``max_requests`` and write the access log line gunicorn would, so operators see them as
+ordinary requests.
 """
 
 from __future__ import annotations
 
+import selectors
 import time
 from datetime import timedelta
 from email.utils import formatdate
+from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -54,30 +54,20 @@ class LoopReplies:
         self.worker = worker
         self.date_line = DateLine()
 
-    def answer(self, conn: TConn) -> bool:
-        """Answer a kept-alive connection's request from the replay table; False hands it to a thread.
+    def answer(self, conn: TConn, data: bytes) -> bool:
+        """Answer a kept-alive connection's whole request head ``data`` from the replay table.
 
-        Runs on the event loop, so it never blocks: one non-blocking recv and one
-        non-blocking send, and a response the socket cannot take at once has its
-        rest sent by a thread. Bytes read for a request that is not replayed are
-        handed back to gunicorn's parser.
+        False leaves the request to a thread. Runs on the event loop, so it never blocks:
+        one non-blocking send, and a response the socket cannot take at once has its rest
+        sent by a thread.
         """
         worker = self.worker
         table = replay.current_table()
         if not table or not worker.alive or conn.is_http2 or worker.cfg.is_ssl:
-            return False  # (an empty table: nothing to find, so the request is not even read here)
-        try:
-            data = conn.sock.recv(replay.MAX_REQUEST)
-        except BlockingIOError:
-            return True  # woken for nothing: stay in the poller
-        except OSError:
-            return False  # the thread meets the same error and closes the connection
-        if not data:
             return False
         request = replay.parse_request(data)
         entry = table.find(request.key) if request is not None else None
         if entry is None:
-            conn.parser.unreader.unread(data)
             return False
         started = time.monotonic()
         status, payload = self.response(entry, request)
@@ -87,20 +77,20 @@ class LoopReplies:
         except BlockingIOError:
             sent = 0
         except OSError:
-            self.drop_keepalived(conn)
+            worker.nr_conns -= 1
+            conn.close()
             return True
         self.count_request()
         count_replay(entry, status, with_body=status == 200 and not request.head_only)
         if worker.log.access_log_enabled:
             self.log_replay(conn, request, status, payload, started)
-        worker.keepalived_conns.remove(conn)
         if sent < len(payload):
-            worker.poller.unregister(conn.sock)
             future = worker.tpool.submit(send_rest, conn, payload[sent:])
             future.add_done_callback(lambda done: worker.method_queue.defer(worker.finish_request, conn, done))
             return True
         conn.set_timeout()
         worker.keepalived_conns.append(conn)
+        worker.poller.register(conn.sock, selectors.EVENT_READ, partial(worker.on_client_socket_readable, conn))
         return True
 
     def response(self, entry: replay.Replay, request: replay.ReplayRequest) -> tuple[int, bytes]:
@@ -119,14 +109,6 @@ class LoopReplies:
         if worker.nr >= worker.max_requests and worker.alive:
             worker.log.info("Autorestarting worker after current request.")
             worker.alive = False
-
-    def drop_keepalived(self, conn: TConn) -> None:
-        """What gthread does with a kept-alive connection that failed: out of the poller, closed."""
-        worker = self.worker
-        worker.poller.unregister(conn.sock)
-        worker.keepalived_conns.remove(conn)
-        worker.nr_conns -= 1
-        conn.close()
 
     def log_replay(
         self, conn: TConn, request: replay.ReplayRequest, status: int, payload: bytes, started: float

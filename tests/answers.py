@@ -1,4 +1,4 @@
-"""Reading what the service answered: the body, a JSON error, pixels at a place."""
+"""Reading what the service answered: the body, a JSON error, pixels at a place, a /metrics scrape."""
 
 from __future__ import annotations
 
@@ -38,3 +38,31 @@ def refusal(client, url: str, status: int) -> dict:
     response = client.get(url)
     assert response.status_code == status, response.content
     return json_error(response)
+
+
+def scrape(base_url: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of a /metrics scrape, parsed by prometheus-client: (name, sorted labels) -> value."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = requests.get(base_url + "/metrics", timeout=30)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def machine_samples() -> dict[tuple[str, tuple], float]:
+    """The same samples read here from the metrics folder every process of the run writes into, for a
+    server whose /metrics cannot answer (it also reads the render tables, which need a migrated database)."""
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in registry.collect() for sample in family.samples}
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples that carry ``labels``."""
+    return sum(value for (sample, found), value in samples.items()
+               if sample == name and all(dict(found).get(k) == v for k, v in labels.items()))

@@ -376,6 +376,41 @@ def rq_redis(redis_url: str, settings) -> str:
     return redis_url
 
 
+CAMERA_ENV = {
+    "CAMERAS_IDLE_TIMEOUT": "1",
+    "CAMERAS_RESTART_BACKOFF": "0.5",
+    "CAMERAS_RESTART_BACKOFF_MAX": "2",
+    "CAMERAS_FIRST_FRAME_TIMEOUT": "15",
+}
+
+
+@pytest.fixture
+def cameras(gunicorn_factory, redis_url, tmp_path):
+    """Start gunicorn with the given CAMERAS; returns (server, redis client, media root)."""
+    root = tmp_path / "media"
+    root.mkdir(exist_ok=True)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+
+    def start(spec: str, workers: int = 1, threads: int = 16, **env: str):
+        from tests.camera_helpers import ffmpegs
+
+        server = gunicorn_factory(
+            {"REDIS_URL": redis_url, "MEDIA_ROOT": str(root), "CAMERAS": spec, **CAMERA_ENV, **env},
+            workers=workers, threads=threads,
+        )
+        # each worker probes its engines as it loads the app (``ffmpeg -version``...): not a camera's ffmpeg
+        wait_for(lambda: len(server.worker_pids()) == workers and not ffmpegs(server))
+        return server
+
+    start.root = root
+    start.redis = client
+    start.redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    yield start
+    client.close()
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

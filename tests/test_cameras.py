@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 from PIL import Image
 
@@ -22,34 +21,6 @@ from tests.camera_helpers import camera_threads, counter, ffmpegs, open_stream, 
 from tests.conftest import free_port, wait_for, wait_until
 from tests.media_factory import decode
 from tests.mjpeg_client import MjpegReader
-
-CAMERA_ENV = {
-    "CAMERAS_IDLE_TIMEOUT": "1",
-    "CAMERAS_RESTART_BACKOFF": "0.5",
-    "CAMERAS_RESTART_BACKOFF_MAX": "2",
-    "CAMERAS_FIRST_FRAME_TIMEOUT": "15",
-}
-
-
-@pytest.fixture
-def cameras(gunicorn_factory, redis_url, tmp_path):
-    """Start gunicorn with the given CAMERAS; returns (server, redis client, media root)."""
-    root = tmp_path / "media"
-    root.mkdir(exist_ok=True)
-    client = redis.Redis.from_url(redis_url)
-
-    def start(spec: str, workers: int = 1, threads: int = 16, **env: str):
-        server = gunicorn_factory(
-            {"REDIS_URL": redis_url, "MEDIA_ROOT": str(root), "CAMERAS": spec, **CAMERA_ENV, **env},
-            workers=workers, threads=threads,
-        )
-        return server
-
-    start.root = root
-    start.redis = client
-    start.redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    yield start
-    client.close()
 
 
 def test_stream_frames_are_jpegs_in_order_at_the_requested_rate(cameras):

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests import media_factory
+from tests.answers import scrape, total
 from tests.conftest import Gunicorn, RedisServer, wait_for
 from tests.render_helpers import small_recipe
 from tests.render_stack import Stack, Workers, build_stack
@@ -38,15 +38,7 @@ class Deployment:
 
     def samples(self) -> dict[tuple[str, tuple], float]:
         """Every sample of a scrape: (name, sorted labels) -> value."""
-        response = self.get("/metrics")
-        assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
-        return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                for family in text_string_to_metric_families(response.text) for sample in family.samples}
-
-
-def total(samples: dict, name: str, **labels: str) -> float:
-    return sum(value for (sample, found), value in samples.items()
-               if sample == name and all(dict(found).get(k) == v for k, v in labels.items()))
+        return scrape(self.server.url)
 
 
 @pytest.fixture(scope="module")

@@ -10,27 +10,9 @@ environment variables for gunicorn both reach it.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any
 
-from ..conf import AppSettings, cast
-
-DEFAULT_THREADS = 256  # mediasite/gunicorn.conf.py's default for GUNICORN_THREADS
-
-
-def worker_streams(environ: Mapping[str, str]) -> int:
-    """Streams one worker may hold: its gthread pool minus a reserve for ordinary requests.
-
-    Each stream holds a thread, and gthread queues requests beyond its threads behind
-    the streams, so 32 threads of the default 256 (half of a small pool) stay free for
-    pages, thumbnails and transcodes; see mediasite/gunicorn.conf.py.
-    """
-    raw = environ.get("GUNICORN_THREADS")
-    threads = cast("GUNICORN_THREADS", raw, DEFAULT_THREADS) if raw else DEFAULT_THREADS
-    reserve = max(threads // 8, min(32, threads // 2))
-    return max(1, threads - reserve)
-
+from ..conf import AppSettings
 
 DEFAULTS: dict[str, Any] = {
     # name=source pairs, e.g. "demo=emulated,lobby=v4l2:///dev/video0,loop=file:clips/loop.mp4"
@@ -40,9 +22,11 @@ DEFAULTS: dict[str, Any] = {
     "CAMERAS_IDLE_TIMEOUT": 10.0,
     # Viewers of one camera across the deployment; past it a stream gets 503 + Retry-After.
     "CAMERAS_MAX_VIEWERS": 200,
-    # Streams one worker process may hold at once. Derived from the thread pool this
-    # process is started with (the environment gunicorn runs under), hence computed here.
-    "CAMERAS_WORKER_STREAMS": worker_streams(os.environ),
+    # Streams one worker process may hold at once. They cost no thread (the worker's event loop
+    # holds them): one worker fed 3000 viewers of a 640x480 15 fps camera (2.1 GB/s) at full rate
+    # with 38% of a core on a 2-core machine (docs/benchmarks.md, Cameras). 2000 keeps a full
+    # worker well under its 4096 connections and its viewers' socket buffers under ~400 MB.
+    "CAMERAS_WORKER_STREAMS": 2000,
     # Seconds a new viewer waits for the first frame before it gets a 503.
     "CAMERAS_FIRST_FRAME_TIMEOUT": 10.0,
     # A source that sends nothing for this long has failed (and is restarted).

@@ -13,6 +13,11 @@ as soon as it has taken the frame and before it sends it, wakes the next one tha
 is waiting. A viewer still busy sending is skipped (it checks for the newest frame
 itself before it waits again), so a slow viewer never holds up a chain.
 
+Under the splice worker a viewer waits for its first frame as above and is then
+handed to the event loop (``hand_to_loop``): it leaves the wake-up chains, and the
+feed instead tells its listeners (``streaming.cameras.loop_viewers``, one per camera
+per worker) of each new frame, and they send it to every loop viewer from the loop.
+
 Every half second the reader reports this worker's viewer count to Redis and, if
 no process runs the camera's producer, tries to take the lease and run it here.
 When its last viewer has been gone for a moment the reader unsubscribes and exits.
@@ -23,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..metrics import CAMERA_VIEWERS
@@ -86,6 +92,8 @@ class Feed:
         # heartbeats), so an older count never overwrites a newer one in Redis.
         self._count_lock = threading.Lock()
         self._viewers: set[Viewer] = set()
+        self._wakeable: set[Viewer] = set()  # viewers with a thread of their own (not on the event loop)
+        self._listeners: list[Callable[[], None]] = []
         self._reader: threading.Thread | None = None
         self._to_wake: list[Viewer] = []
         self.latest: Delivery | None = None
@@ -104,6 +112,7 @@ class Feed:
             with self._lock:
                 viewer = Viewer(self.failure[0])
                 self._viewers.add(viewer)
+                self._wakeable.add(viewer)
                 CAMERA_VIEWERS.labels(self.camera.name).inc()
                 if self._reader is None:
                     self._reader = threading.Thread(target=self._read, name=f"camera-reader-{self.camera.name}",
@@ -119,9 +128,25 @@ class Feed:
         reconnecting viewer leaves.
         """
         with self._lock:
+            self._wakeable.discard(viewer)
             if viewer in self._viewers:
                 self._viewers.discard(viewer)
                 CAMERA_VIEWERS.labels(self.camera.name).dec()
+
+    def hand_to_loop(self, viewer: Viewer) -> None:
+        """The event loop serves ``viewer`` from now on: it stays counted but leaves the wake-up chains."""
+        with self._lock:
+            self._wakeable.discard(viewer)
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (from the reader thread; it must not block) after each frame or failure."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def next_part(self, viewer: Viewer, timeout: float) -> bytes | str | None:
         """The newest part this viewer has not had, a failure text, or None after ``timeout``."""
@@ -202,14 +227,18 @@ class Feed:
         if isinstance(item, bus.Frame):
             self.latest = Delivery(item, encode_part(item))
             with self._lock:
-                self._to_wake = list(self._viewers)
+                self._to_wake = list(self._wakeable)
+                listeners = list(self._listeners)
             self._wake_next(WAKE_CHAINS)
-            return
-        self.failure = (self.failure[0] + 1, item)
-        with self._lock:
-            viewers = list(self._viewers)
-        for viewer in viewers:
-            viewer.event.set()
+        else:
+            self.failure = (self.failure[0] + 1, item)
+            with self._lock:
+                viewers = list(self._wakeable)
+                listeners = list(self._listeners)
+            for viewer in viewers:
+                viewer.event.set()
+        for listener in listeners:
+            listener()
 
 
 _feeds: dict[str, Feed] = {}

@@ -1,10 +1,11 @@
 """Becoming a viewer: the limits, waits and socket settings every camera stream goes through.
 
-A stream holds a gunicorn thread for as long as it is watched, so admission is
-bounded twice (this worker's stream slots, the camera's viewers across the
-deployment), the first frame is awaited before the status line (a failing source
-gets a clean 503, not a broken 200), and the socket gets the send timeout gunicorn
-does not have. The views (``streaming.cameras.views``) only put these together.
+Admission is bounded twice (this worker's stream slots, the camera's viewers across
+the deployment), the first frame is awaited in the request's thread before the status
+line (a failing source gets a clean 503, not a broken 200), and the socket gets the
+send timeout gunicorn does not have for when a thread streams it (TLS, other servers;
+under the splice worker the event loop holds the stream and times sends out itself).
+The views (``streaming.cameras.views``) only put these together.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .errors import CameraUnavailable, StreamsFull, ViewersFull
 from .fanout import Feed, TooManyViewers, Viewer, feed_for
 from .registry import Camera
 
-# This worker's stream slots: long-lived camera responses may hold at most this many threads.
+# This worker's stream slots: how many camera streams it holds at once (CAMERAS_WORKER_STREAMS).
 stream_slots = process_slots(lambda: conf.CAMERAS_WORKER_STREAMS)
 
 
@@ -85,7 +86,7 @@ def drop_if_stuck(sock: socket.socket | None) -> None:
     lingering would stall accepts and heartbeats. Shutting both directions here makes
     that close immediate.
     """
-    if sock is None:
+    if sock is None or sock.fileno() < 0:  # closed already (the event loop held and closed it)
         return
     try:
         unsent = int.from_bytes(fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"), "little")

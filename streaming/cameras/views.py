@@ -8,18 +8,19 @@ first frame, the send timeout) is ``streaming.cameras.viewing``.
 from __future__ import annotations
 
 import time
-from functools import partial
 
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 from redis.exceptions import RedisError
 
 from ..errors import NO_STORE
+from ..responses import LoopResponse
 from . import bus
 from .conf import conf
 from .errors import InvalidParameter, UnknownCamera, camera_errors
-from .mjpeg import CONTENT_TYPE, MjpegStream
+from .loop_viewers import MjpegBody
+from .mjpeg import CONTENT_TYPE
 from .registry import Camera, cameras, get_camera
 from .viewing import drop_if_stuck, limit_send_time, refuse_if_failing, start_viewing, take_stream_slot
 
@@ -112,13 +113,9 @@ def stream(request: HttpRequest, name: str) -> HttpResponse:
         slot.release()
         drop_if_stuck(sock)
 
-    body = MjpegStream(
-        partial(feed.next_part, viewer), finished, first=first, max_fps=max_fps,
-        silence=conf.CAMERAS_STALL_TIMEOUT + 5,
-    )
-    response = StreamingHttpResponse(body, content_type=CONTENT_TYPE)
+    body = MjpegBody(feed, viewer, first, max_fps=max_fps, silence=conf.CAMERAS_STALL_TIMEOUT + 5, on_close=finished)
+    response = LoopResponse(body, content_type=CONTENT_TYPE)  # held by the worker's event loop, not a thread
     response["Cache-Control"] = NO_STORE
-    response["X-Accel-Buffering"] = "no"
     return response
 
 

@@ -18,7 +18,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
@@ -31,7 +31,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from streaming.errors import json_errors
-from streaming.sse import EventStream, EventStreamResponse, last_event_id
+from streaming.sse import EventStream, EventStreamBody, EventStreamResponse, last_event_id
 
 from . import lifecycle
 from .conf import conf
@@ -164,39 +164,50 @@ def events(request: HttpRequest, render_id: str) -> HttpResponse:
         resume_from = 0
     if render.is_final and resume_from >= lifecycle.live_status(render)["seq"]:
         return HttpResponse(status=204)  # the client saw the final event: 204 tells EventSource to stop
-    return EventStreamResponse(_event_stream(request, render.pk, resume_from))
+    first = EventStream().frame(retry_ms=SSE_RETRY_MS, comment="render events")
+    body = EventStreamBody(RenderEvents(request, render.pk, resume_from).poll, first=first,
+                           interval=SSE_POLL_SECONDS, heartbeat=conf.SSE_HEARTBEAT)
+    return EventStreamResponse(body)
 
 
-def _event_stream(request: HttpRequest, render_id: uuid.UUID, resume_from: int) -> Iterator[bytes]:
-    """Poll the cache (cheap) often and the row now and then; send each newer status once."""
-    stream = EventStream(heartbeat_seconds=conf.SSE_HEARTBEAT)
-    yield stream.frame(retry_ms=SSE_RETRY_MS, comment="render events")
-    sent = resume_from
-    last_row_read = float("-inf")
-    last_snapshot_seq = None
-    try:
-        while True:
+class RenderEvents:
+    """What one event stream has sent, and ``poll``: each newer status once, until a final state.
+
+    The cache (cheap) is read on every poll, the row when the snapshot changed and at least
+    every SSE_ROW_SECONDS (abandonment checks, final states). Under the splice worker the
+    polls run on the worker's threads and the event loop sends what they return
+    (``streaming.sse``), so the database is never touched from the loop.
+    """
+
+    def __init__(self, request: HttpRequest, render_id: uuid.UUID, resume_from: int) -> None:
+        self.request = request
+        self.render_id = render_id
+        self.sent = resume_from
+        self.framer = EventStream()
+        self.last_row_read = float("-inf")
+        self.last_snapshot_seq: int | None = None
+
+    def poll(self) -> tuple[list[bytes], bool]:
+        """The events to send now, and whether the stream ends after them."""
+        try:
             now = time.monotonic()
-            snapshot = read_snapshot_quietly(render_id)
+            snapshot = read_snapshot_quietly(self.render_id)
             snapshot_seq = snapshot.get("seq") if snapshot else None
-            if snapshot_seq != last_snapshot_seq or now - last_row_read >= SSE_ROW_SECONDS:
-                last_snapshot_seq = snapshot_seq
-                last_row_read = now
-                try:
-                    render = lifecycle.refresh(RenderJob.objects.get(pk=render_id))
-                except RenderJob.DoesNotExist:
-                    yield stream.frame({"task_id": str(render_id), "error": "the render was deleted"}, event="gone")
-                    return
-                fields = lifecycle.live_status(render)
-                if fields["seq"] > sent:
-                    sent = fields["seq"]
-                    yield stream.frame(status_object(request, render, fields), id=sent, event="status")
-                if render.is_final:
-                    return
-            if stream.heartbeat_due():
-                yield stream.heartbeat()
+            if snapshot_seq == self.last_snapshot_seq and now - self.last_row_read < SSE_ROW_SECONDS:
+                return [], False
+            self.last_snapshot_seq = snapshot_seq
+            self.last_row_read = now
+            try:
+                render = lifecycle.refresh(RenderJob.objects.get(pk=self.render_id))
+            except RenderJob.DoesNotExist:
+                gone = {"task_id": str(self.render_id), "error": "the render was deleted"}
+                return [self.framer.frame(gone, event="gone")], True
+            fields = lifecycle.live_status(render)
+            frames = []
+            if fields["seq"] > self.sent:
+                self.sent = fields["seq"]
+                frames.append(self.framer.frame(status_object(self.request, render, fields), id=self.sent,
+                                                event="status"))
+            return frames, render.is_final
+        finally:
             close_old_connections()
-            time.sleep(SSE_POLL_SECONDS)
-    finally:
-        close_old_connections()
-
