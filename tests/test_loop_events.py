@@ -12,11 +12,9 @@ import pytest
 import requests
 
 from tests.conftest import open_fds, wait_for
-from tests.deployment import manage
 from tests.loop_clients import Crowd, EventReader, threads_of, warm_pool
 from tests.render_helpers import TOKEN
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+from tests.render_stack import AUTH, manage
 
 
 @pytest.fixture
