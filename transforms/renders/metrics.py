@@ -8,10 +8,12 @@ is in the histogram as soon as its row says it is complete, whichever worker ran
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from django.db import DatabaseError
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 
 from streaming.health import register_collector
@@ -20,10 +22,19 @@ from .errors import REDIS_ERRORS
 from .models import RenderJob, RenderStatus
 from .redis_queue import render_queue
 
+logger = logging.getLogger(__name__)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800)
 
 
 def collect() -> Iterator[Any]:
+    """The render samples; none when the database cannot be read (/readyz says why), never a failed scrape."""
+    try:
+        yield from render_samples()
+    except DatabaseError as exc:
+        logger.warning("metrics: render samples left out, the database cannot be read: %s", exc)
+
+
+def render_samples() -> Iterator[Any]:
     from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
     counts = dict(RenderJob.objects.values_list("status").annotate(n=Count("pk")).order_by())
