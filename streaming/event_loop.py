@@ -23,6 +23,7 @@ import selectors
 import socket
 import struct
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -49,13 +50,14 @@ def receive(sock: socket.socket, size: int) -> bytes | None:
         return b""
 
 
-class Handler:
+class Handler(ABC):
     """Something the loop watches a socket for; ``ready`` gets the events that fired."""
 
+    @abstractmethod
     def ready(self, mask: int) -> None:
-        raise NotImplementedError
+        """Handle the events in ``mask`` (selectors.EVENT_READ / EVENT_WRITE) without blocking."""
 
-    def failed(self) -> None:
+    def failed(self) -> None:  # noqa: B027  (optional: most handlers own nothing more than the loop closes)
         """``ready`` raised (a bug): let go of the socket so the loop does not spin on it."""
 
 
