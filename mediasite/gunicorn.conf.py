@@ -20,12 +20,13 @@ thumbnail or frame grab in a work slot (``TRANSFORMS_CONCURRENCY``, 2 x cores, a
 requests waiting ``TRANSFORMS_SLOT_WAIT`` for one), a transcode spliced to its client,
 a follower of a render in progress, a large file sent to a slow client. 64 leaves room
 for dozens of those next to the work slots; raise ``GUNICORN_THREADS`` for a site that
-serves many large files to slow clients at once. The pool starts threads only as work
-needs them, so a quiet worker has few.
+serves many large files to slow clients at once. The worker starts the whole pool when it
+starts (``SpliceThreadWorker.get_thread_pool``), so its thread count is the same with no
+viewer or 2000 and a crowd arriving together cannot grow it.
 
 Connections: 4096 per worker (``GUNICORN_WORKER_CONNECTIONS``; gunicorn's default is
 1000), because viewers and event streams are connections: a worker may hold
-``CAMERAS_WORKER_STREAMS`` (1000) camera streams and still take requests. The open-file
+``CAMERAS_WORKER_STREAMS`` (2000) camera streams and still take requests. The open-file
 limit is raised to fit (one fd per connection) as far as the hard limit allows.
 Connections are shared between workers unevenly, so the per-worker cap on streams,
 not the deployment total, is what protects a worker; ``CAMERAS_MAX_VIEWERS`` (per

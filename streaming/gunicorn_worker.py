@@ -57,8 +57,10 @@ import os
 import select
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
+from concurrent import futures
 
 from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -316,6 +318,20 @@ class SpliceThreadWorker(ThreadWorker):
         self.streams = loop_streams.LoopStreams(self.loop)
         self.heads = HeadReader(self.loop, self.cfg, self.head_complete)
         super().init_process()
+
+    def get_thread_pool(self) -> futures.ThreadPoolExecutor:
+        """gthread's pool with all its threads started now, not one by one as requests arrive together.
+
+        The loop holds everything that only waits, so the pool is only for work and its size is
+        the worker's whole thread budget: started at once, the count is the same with 0 viewers
+        or 2000, and a crowd of viewers arriving together does not grow it.
+        """
+        pool = futures.ThreadPoolExecutor(max_workers=self.cfg.threads)
+        started = threading.Barrier(self.cfg.threads + 1)
+        for _ in range(self.cfg.threads):
+            pool.submit(started.wait)
+        started.wait()
+        return pool
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         self.loop.dispatch(timeout)
