@@ -6,11 +6,8 @@ from __future__ import annotations
 import os
 import selectors
 import socket
-import threading
 import time
 from collections.abc import Callable
-
-import requests
 
 from tests.raw_http import reset
 
@@ -18,22 +15,6 @@ from tests.raw_http import reset
 def threads_of(pid: int) -> int:
     """How many threads the process has now (/proc/<pid>/task)."""
     return len(os.listdir(f"/proc/{pid}/task"))
-
-
-def warm_pool(url: str, threads: int, **kwargs) -> None:
-    """GET ``url`` from twice ``threads`` clients at once, so every thread the worker's pool may start exists
-    before a test counts threads (the pool starts them lazily, as work comes)."""
-    barrier = threading.Barrier(threads * 2)
-
-    def get() -> None:
-        barrier.wait()
-        requests.get(url, timeout=20, **kwargs)
-
-    clients = [threading.Thread(target=get) for _ in range(threads * 2)]
-    for client in clients:
-        client.start()
-    for client in clients:
-        client.join()
 
 
 class ChunkedReader:

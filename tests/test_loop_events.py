@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import open_fds, wait_for
-from tests.loop_clients import Crowd, EventReader, threads_of, warm_pool
+from tests.loop_clients import Crowd, EventReader, threads_of
 from tests.render_helpers import TOKEN
 from tests.render_stack import AUTH, manage
 
@@ -48,7 +48,6 @@ def test_event_streams_hold_no_thread_and_resume_after_the_last_event_id(renders
         {"title": "Hi", "duration": 1}]}, headers=AUTH, timeout=10)
     assert submitted.status_code == 202  # no render worker runs: it stays queued until canceled
     task = submitted.json()["task_id"]
-    warm_pool(f"{renders.url}/api/renders/{task}", 2, headers=AUTH)
     threads, fds = threads_of(renders.worker), open_fds(renders.worker)
 
     readers = [stream(renders, task) for _ in range(30)]

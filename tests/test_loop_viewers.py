@@ -15,7 +15,7 @@ import requests
 from tests.answers import machine_samples, total
 from tests.camera_helpers import worker_fds
 from tests.conftest import wait_for
-from tests.loop_clients import Crowd, MjpegViewer, threads_of, warm_pool
+from tests.loop_clients import Crowd, MjpegViewer, threads_of
 from tests.media_factory import decode
 
 
@@ -36,8 +36,7 @@ def test_500_viewers_on_a_four_thread_worker_hold_no_thread(cameras):
     (worker,) = wait_for(server.worker_pids)
     first = Crowd([MjpegViewer(server.port, "tiny")])
     assert first.pump(30, until=lambda: len(first.readers[0].seqs) >= 3)
-    warm_pool(f"{server.url}/cameras/tiny/status.json", 4)
-    threads, fds = threads_of(worker), worker_fds(worker, cameras.redis_port)[0]
+    threads, fds = threads_of(worker), worker_fds(worker, cameras.redis_port)[0]  # the pool is started whole
 
     viewers = [MjpegViewer(server.port, "tiny") for _ in range(500)]
     crowd = Crowd(viewers)
